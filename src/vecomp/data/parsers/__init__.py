@@ -1,0 +1,111 @@
+"""Parsers of the official dataset formats into one common record layout per task.
+
+A parser takes {registry file key: local path} (an extracted folder for archives, the file itself
+otherwise) and returns a :class:`Parsed`: records per split (``train``/``dev``/``test``) and the
+malformed records it met. Every record has ``sample_id``, ``image_id`` and ``text``; classification
+tasks add ``answer``; the rest is task-specific. Register a parser with ``@register("task")``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..registry import UnknownNameError
+
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class Problem:
+    split: str
+    where: str  # which record: a file and an index or id
+    reason: str
+    kind: str = "malformed record"  # what the report counts it under
+    sample_id: str | None = None  # set when the record was parsed (it must then be dropped)
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+
+@dataclass
+class Parsed:
+    records: dict[str, list[dict]] = field(default_factory=lambda: {s: [] for s in SPLITS})
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, split: str, record: dict) -> None:
+        self.records[split].append(record)
+
+    def bad(self, split: str, where: str, reason: str) -> None:
+        self.problems.append(Problem(split, where, reason))
+
+
+class FormatError(ValueError):
+    """A file that is not in the format its dataset publishes (not one bad record: the file)."""
+
+
+Parser = Callable[[dict[str, Path]], Parsed]
+PARSERS: dict[str, Parser] = {}
+
+
+def register(task: str) -> Callable[[Parser], Parser]:
+    def decorate(fn: Parser) -> Parser:
+        PARSERS[task] = fn
+        return fn
+
+    return decorate
+
+
+def get_parser(task: str) -> Parser:
+    from . import gqa, karpathy, nlvr2, snli_ve, vqav2  # noqa: F401 - they register themselves
+
+    try:
+        return PARSERS[task]
+    except KeyError:
+        raise UnknownNameError(
+            f"no parser for task {task!r}; tasks with parsers: {', '.join(sorted(PARSERS))}"
+        ) from None
+
+
+def member(files: dict[str, Path], key: str, name: str | None = None) -> Path:
+    """The file ``name`` inside the extracted archive ``key`` (or the plain file ``key``)."""
+    if key not in files:
+        raise FormatError(f"the parser needs {key!r} but was given only {sorted(files)}")
+    root = files[key]
+    if name is None:
+        return root
+    hits = sorted(root.rglob(name)) if root.is_dir() else []
+    if not hits:
+        raise FormatError(f"{name} not found inside {root} (extracted from {key})")
+    return hits[0]
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise FormatError(f"{path} is not valid JSON: {err}") from err
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict | None, str | None]]:
+    """(line number, record or None, error or None) for each non-empty line."""
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                yield number, None, f"not valid JSON ({err.msg})"
+                continue
+            if not isinstance(record, dict):
+                yield number, None, "not a JSON object"
+                continue
+            yield number, record, None
+
+
+def missing_keys(record: dict, required: tuple[str, ...]) -> str | None:
+    absent = [k for k in required if k not in record or record[k] is None]
+    return f"missing field(s) {', '.join(absent)}" if absent else None

@@ -1,0 +1,57 @@
+"""VQAv2: ``v2_OpenEnded_mscoco_{sub}_questions.json`` + ``v2_mscoco_{sub}_annotations.json``.
+
+train2014 is the training split. The official test split is scored only by the evaluation
+server, so val2014 is divided by image into dev and test halves (a stable hash of the image id),
+as offline VQAv2 studies do; no image lies in both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from ...metrics.vqa import majority_answer
+from . import Parsed, member, missing_keys, read_json, register
+
+QUESTIONS = "vqav2/v2_Questions_{}_mscoco.zip"
+ANNOTATIONS = "vqav2/v2_Annotations_{}_mscoco.zip"
+
+
+def val_half(image_id: str) -> str:
+    """dev or test for a val2014 image, stable across runs and machines."""
+    return "dev" if hashlib.sha1(image_id.encode()).digest()[0] % 2 == 0 else "test"
+
+
+@register("vqav2")
+def parse(files) -> Parsed:
+    parsed = Parsed()
+    for part, sub in (("Train", "train2014"), ("Val", "val2014")):
+        q_path = member(files, QUESTIONS.format(part), f"v2_OpenEnded_mscoco_{sub}_questions.json")
+        a_path = member(files, ANNOTATIONS.format(part), f"v2_mscoco_{sub}_annotations.json")
+        questions = read_json(q_path).get("questions", [])
+        annotations = {a.get("question_id"): a for a in read_json(a_path).get("annotations", [])}
+        for i, q in enumerate(questions):
+            where = f"{q_path.name}[{i}]"
+            split = "train" if sub == "train2014" else val_half(str(q.get("image_id")))
+            problem = missing_keys(q, ("question_id", "image_id", "question"))
+            ann = annotations.get(q.get("question_id"))
+            if problem is None and ann is None:
+                problem = f"question_id {q['question_id']} has no annotation in {a_path.name}"
+            if problem is None:
+                problem = missing_keys(ann, ("answers", "answer_type", "question_type"))
+            if problem is None and not all(isinstance(a, dict) and "answer" in a
+                                           for a in ann["answers"]):  # fmt: skip
+                problem = "an entry of 'answers' has no 'answer'"
+            if problem:
+                parsed.bad(split, where, problem)
+                continue
+            answers = [a["answer"] for a in ann["answers"]]
+            parsed.add(split, {
+                "sample_id": str(q["question_id"]),
+                "image_id": str(q["image_id"]),
+                "text": q["question"],
+                "answers": answers,
+                "answer": majority_answer(answers),
+                "question_type": ann["question_type"],
+                "answer_type": ann["answer_type"],
+            })  # fmt: skip
+    return parsed

@@ -1,0 +1,190 @@
+"""Prepare: parse a task's official files into one table per split, with its label space.
+
+Output folder per task: ``{train,dev,test}.parquet``, ``labels.json`` (the answer vocabulary or
+label map) and ``report.json`` (sizes, and every dropped sample counted by reason). Malformed
+records, duplicate ids and missing or unreadable images stop the run with the first offenders
+listed, unless ``on_bad_records="drop"``, which drops them and counts them in the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from ..io import atomic_dir, write_json
+from ..metrics.vqa import soft_scores
+from .parsers import SPLITS, Parsed, Problem, get_parser
+from .registry import Task, get_task
+
+SHOW_OFFENDERS = 10
+
+
+class BadRecordsError(ValueError):
+    """Malformed records, duplicate ids or unusable images, listed with a way out."""
+
+
+def _sample_problem(split: str, sample_id: str, reason: str, kind: str) -> Problem:
+    return Problem(split, f"sample {sample_id}", reason, kind, sample_id)
+
+
+def _image_problems(split: str, records: list[dict], pool: pd.DataFrame) -> list[Problem]:
+    """Samples whose image(s) are not in the pool or do not decode."""
+    errors = dict(zip(pool.image_id, pool.error, strict=True))
+    problems = []
+    for r in records:
+        for image in (r[c] for c in ("image_id", "image_id_2") if c in r):
+            if image not in errors:
+                reason, kind = f"image {image!r} is not in the image pool", "missing image"
+            elif errors[image] is not None:
+                reason, kind = (
+                    f"image {image!r} is unreadable ({errors[image]})",
+                    "unreadable image",
+                )
+            else:
+                continue
+            problems.append(_sample_problem(split, r["sample_id"], reason, kind))
+    return problems
+
+
+def _duplicate_problems(split: str, records: list[dict]) -> list[Problem]:
+    counts = Counter(r["sample_id"] for r in records)
+    return [
+        _sample_problem(split, sid, f"id occurs {n} times in {split}", "duplicate id")
+        for sid, n in counts.items()
+        if n > 1
+    ]
+
+
+def find_problems(parsed: Parsed, pool: pd.DataFrame) -> list[Problem]:
+    problems = list(parsed.problems)
+    for split, records in parsed.records.items():
+        problems += _duplicate_problems(split, records)
+        problems += _image_problems(split, records, pool)
+    return problems
+
+
+def drop_problems(parsed: Parsed, problems: list[Problem]) -> dict:
+    """Remove every record a problem names (duplicates: all copies); count drops by reason."""
+    named = {(p.split, p.sample_id) for p in problems if p.sample_id is not None}
+    for split in SPLITS:
+        parsed.records[split] = [
+            r for r in parsed.records[split] if (split, r["sample_id"]) not in named
+        ]
+    dropped = Counter((p.split, p.kind) for p in problems)
+    return {f"{split}: {kind}": n for (split, kind), n in sorted(dropped.items())}
+
+
+def raise_for(task: str, problems: list[Problem]) -> None:
+    shown = "\n".join(f"  [{p.split}] {p}" for p in problems[:SHOW_OFFENDERS])
+    more = f"\n  ... and {len(problems) - SHOW_OFFENDERS} more" if len(problems) > 10 else ""
+    raise BadRecordsError(
+        f"task {task}: {len(problems)} bad record(s); first offenders:\n{shown}{more}\n"
+        "Fix the input files, or set data.on_bad_records: drop to drop these samples and count "
+        "them in the task's report.json."
+    )
+
+
+def vqa_vocabulary(train: pd.DataFrame, min_count: int) -> list[str]:
+    """Majority answers seen at least ``min_count`` times in train, most frequent first."""
+    counts = Counter(train["answer"])
+    return [a for a, n in sorted(counts.items(), key=lambda x: (-x[1], x[0])) if n >= min_count]
+
+
+def add_vqa_targets(table: pd.DataFrame, vocabulary: list[str]) -> pd.DataFrame:
+    """Soft-score targets over the vocabulary (answers outside it get no target)."""
+    index = {a: i for i, a in enumerate(vocabulary)}
+    ids, scores = [], []
+    for answers in table["answers"]:
+        targets = {index[a]: s for a, s in soft_scores(list(answers)).items() if a in index}
+        ids.append(sorted(targets))
+        scores.append([targets[i] for i in sorted(targets)])
+    return table.assign(target_ids=ids, target_scores=scores)
+
+
+def label_space(task: Task, tables: dict[str, pd.DataFrame], min_answer_count: int) -> list[str]:
+    if task.kind == "retrieval":
+        return []
+    if task.labels is not None:
+        return list(task.labels)
+    if task.kind == "vqa":
+        return vqa_vocabulary(tables["train"], min_answer_count)
+    return sorted(set(tables["train"]["answer"]))
+
+
+def attach_labels(task: Task, table: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
+    if task.kind == "vqa":
+        return add_vqa_targets(table, labels)
+    if task.kind == "retrieval":
+        return table
+    index = {a: i for i, a in enumerate(labels)}
+    return table.assign(label=[index.get(a, -1) for a in table["answer"]])
+
+
+def prepare(
+    task_name: str,
+    files: dict[str, Path],
+    pool: pd.DataFrame,
+    on_bad_records: str = "error",
+    min_answer_count: int = 9,
+) -> tuple[dict[str, pd.DataFrame], list[str], dict]:
+    """Tables per split, the label space and a report; raises BadRecordsError in error mode."""
+    task = get_task(task_name)
+    parsed = get_parser(task_name)(files)
+    problems = find_problems(parsed, pool)
+    if problems and on_bad_records == "error":
+        raise_for(task_name, problems)
+    dropped = drop_problems(parsed, problems)
+    tables = {split: pd.DataFrame(parsed.records[split]) for split in SPLITS}
+    empty = [split for split, table in tables.items() if table.empty]
+    if empty:
+        raise BadRecordsError(f"task {task_name}: no usable samples in split(s) {empty}")
+    labels = label_space(task, tables, min_answer_count)
+    tables = {split: attach_labels(task, t, labels) for split, t in tables.items()}
+    report = {
+        "task": task_name,
+        "samples": {split: len(t) for split, t in tables.items()},
+        "images": {split: int(t["image_id"].nunique()) for split, t in tables.items()},
+        "labels": len(labels),
+        "dropped": dropped,
+    }
+    if task.kind == "vqa":
+        covered = tables["train"]["target_ids"].map(len) > 0
+        report["train_answer_coverage"] = round(float(covered.mean()), 4)
+    elif task.kind != "retrieval":
+        report["unknown_label"] = {s: int((t["label"] < 0).sum()) for s, t in tables.items()}
+    return tables, labels, report
+
+
+def parse_file_args(pairs: list[str]) -> dict[str, Path]:
+    out = {}
+    for pair in pairs:
+        key, sep, path = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--file expects KEY=PATH, got {pair!r}")
+        out[key] = Path(path)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vecomp prepare", description=__doc__)
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--file", action="append", default=[], metavar="KEY=PATH",
+                        help="a registry file key and its local (extracted) path")  # fmt: skip
+    parser.add_argument("--pool-index", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--on-bad-records", choices=("error", "drop"), default="error")
+    parser.add_argument("--min-answer-count", type=int, default=9)
+    args = parser.parse_args(argv)
+    pool = pd.read_parquet(args.pool_index)
+    tables, labels, report = prepare(args.task, parse_file_args(args.file), pool,
+                                     args.on_bad_records, args.min_answer_count)  # fmt: skip
+    with atomic_dir(args.out) as tmp:
+        for split, table in tables.items():
+            table.to_parquet(tmp / f"{split}.parquet", index=False)
+        write_json(tmp / "labels.json", {"task": args.task, "labels": labels})
+        write_json(tmp / "report.json", report)
+    print(f"{args.task}: {report['samples']} samples, {len(labels)} labels")
+    return 0

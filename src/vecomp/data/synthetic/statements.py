@@ -1,0 +1,141 @@
+"""Statements about image pairs (NLVR2 style) and hypotheses about one image (SNLI-VE style).
+
+NLVR2: a statement is drawn first, then image pairs are drawn until the statement is true for
+half of them and false for the other half, so every statement text is balanced by construction.
+SNLI-VE: "neutral" means the image cannot tell, which here means the occluder may hide what the
+hypothesis is about; entailment and contradiction are decided by the visible objects.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .balance import Item
+from .questions import OPPOSITE, RELATIONS
+from .scenes import COLORS, SHAPES, Scene
+from .words import NUMBER_WORDS, article, plural
+
+ENTAILMENT, NEUTRAL, CONTRADICTION = "entailment", "neutral", "contradiction"
+SNLI_LABELS = (ENTAILMENT, NEUTRAL, CONTRADICTION)
+
+
+# ------------------------------------------------------------------ NLVR2: statements on pairs
+@dataclass(frozen=True)
+class PairStatement:
+    text: str
+    holds: Callable[[Scene, Scene], bool]  # (left, right) -> truth
+
+
+def _has(scene: Scene, color=None, shape=None) -> bool:
+    return bool(scene.find(color, shape))
+
+
+def draw_pair_statement(rng: random.Random) -> PairStatement:
+    """One statement from a random template with random attributes."""
+    c, s = rng.choice(tuple(COLORS)), rng.choice(SHAPES)
+    n = rng.randint(1, 4)
+    side = rng.choice(("left", "right"))
+    pick = 0 if side == "left" else 1
+    templates = [
+        PairStatement(f"The {side} image contains {article(c)} {c} {s}.",
+                      lambda *p: _has(p[pick], c, s)),
+        PairStatement(f"Both images contain {article(s)} {s}.",
+                      lambda a, b: _has(a, shape=s) and _has(b, shape=s)),
+        PairStatement(f"Exactly one image contains a {c} object.",
+                      lambda a, b: _has(a, c) != _has(b, c)),
+        PairStatement(f"There are {NUMBER_WORDS[n]} {c} objects in total.",
+                      lambda a, b: len(a.find(c)) + len(b.find(c)) == n),
+        PairStatement(f"The left image has more {plural(s)} than the right image.",
+                      lambda a, b: len(a.find(shape=s)) > len(b.find(shape=s))),
+        PairStatement(f"The {side} image contains exactly {NUMBER_WORDS[n]} objects.",
+                      lambda *p: len(p[pick].visible) == n),
+    ]  # fmt: skip
+    return rng.choice(templates)
+
+
+# ------------------------------------------------------------ SNLI-VE: hypotheses on one image
+def _label(entailed: bool, refuted: bool, occluded: bool) -> str:
+    """Entailed by what is visible; refuted by what is visible; otherwise the occluder decides."""
+    if entailed:
+        return ENTAILMENT
+    if refuted or not occluded:
+        return CONTRADICTION
+    return NEUTRAL
+
+
+def _hyp(template: str, text: str, label: str) -> Item:
+    return Item(template, text, label, SNLI_LABELS)
+
+
+def hyp_exists(scene: Scene) -> list[Item]:
+    occluded = scene.occluder is not None
+    return [
+        _hyp("exists", f"There is {article(c)} {c} {s}.", _label(bool(scene.find(c, s)), False,
+                                                                 occluded))
+        for c in COLORS for s in SHAPES
+    ]  # fmt: skip
+
+
+def hyp_none(scene: Scene) -> list[Item]:
+    occluded = scene.occluder is not None
+    return [
+        _hyp("none", f"There is no {s} in the picture.",
+             _label(not scene.find(shape=s) and not occluded, bool(scene.find(shape=s)), occluded))
+        for s in SHAPES
+    ]  # fmt: skip
+
+
+def hyp_at_least_two(scene: Scene) -> list[Item]:
+    occluded = scene.occluder is not None
+    return [
+        _hyp("two", f"There are at least two {c} objects.",
+             _label(len(scene.find(c)) >= 2, False, occluded))
+        for c in COLORS
+    ]  # fmt: skip
+
+
+def hyp_count(scene: Scene) -> list[Item]:
+    occluded, n_visible = scene.occluder is not None, len(scene.visible)
+    return [
+        _hyp("count", f"There are exactly {NUMBER_WORDS[n]} objects.",
+             _label(n_visible == n and not occluded, n_visible > n, occluded))
+        for n in range(1, 6)
+    ]  # fmt: skip
+
+
+def hyp_relation(scene: Scene) -> list[Item]:
+    """'The red circle is above the blue square.': decided by the two objects when both are
+    visible; when the first is not, contradiction without an occluder, neutral with one."""
+    occluded = scene.occluder is not None
+    items = []
+    for anchor in scene.visible:
+        for c in COLORS:
+            for s in SHAPES:
+                if (c, s) == (anchor.color, anchor.shape):
+                    continue
+                found = scene.find(c, s)
+                for relation, holds in RELATIONS.items():
+                    if found:
+                        entailed, refuted = (
+                            holds(found[0], anchor),
+                            RELATIONS[OPPOSITE[relation]](found[0], anchor),
+                        )
+                        if not (entailed or refuted):
+                            continue  # too close to call: no hypothesis
+                        label = ENTAILMENT if entailed else CONTRADICTION
+                    else:
+                        label = NEUTRAL if occluded else CONTRADICTION
+                    text = f"The {c} {s} is {relation} the {anchor.name}."
+                    items.append(_hyp("relation", text, label))
+    return items
+
+
+SNLI_VE_TEMPLATES = {
+    "exists": hyp_exists,
+    "none": hyp_none,
+    "two": hyp_at_least_two,
+    "count": hyp_count,
+    "relation": hyp_relation,
+}
