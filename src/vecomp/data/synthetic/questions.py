@@ -15,7 +15,7 @@ from .scenes import COLORS, SHAPES, SIZES, Scene, SceneObject
 from .words import article, plural
 
 YES_NO = ("yes", "no")
-COUNTS = ("0", "1", "2", "3")
+COUNTS = ("0", "1", "2")  # larger counts are too rare to balance per question text
 RELATION_MARGIN = 0.08  # centres closer than this are not clearly left/right/above/below
 
 RELATIONS: dict[str, Callable[[SceneObject, SceneObject], bool]] = {
@@ -212,13 +212,13 @@ def gqa_choose_size(scene: Scene) -> list[Item]:
     ]  # fmt: skip
 
 
-def gqa_same_color(scene: Scene) -> list[Item]:
-    shapes = unique_by(scene, "shape")
+def gqa_same_size(scene: Scene) -> list[Item]:
+    objs = scene.visible
     return [
-        _gqa("sameColor", f"Do the {a.shape} and the {b.shape} have the same color?",
-             yes_no(a.color == b.color), YES_NO, "compare", "attr",
-             f"{yes_no(a.color == b.color).capitalize()}.")
-        for a in shapes for b in shapes if a.shape < b.shape
+        _gqa("sameSize", f"Do the {a.name} and the {b.name} have the same size?",
+             yes_no(a.size == b.size), YES_NO, "compare", "attr",
+             f"{yes_no(a.size == b.size).capitalize()}.")
+        for i, a in enumerate(objs) for b in objs[i + 1 :]
     ]  # fmt: skip
 
 
@@ -229,5 +229,5 @@ GQA_TEMPLATES = {
     "logicAnd": gqa_and,
     "logicOr": gqa_or,
     "chooseSize": gqa_choose_size,
-    "sameColor": gqa_same_color,
+    "sameSize": gqa_same_size,
 }

@@ -1,0 +1,92 @@
+"""Text-only baselines: how far each task can be solved without looking at the image.
+
+For every classification task, on the test split:
+- ``chance``: the expected score of guessing uniformly among the answers train shows for the
+  item's question type (VQAv2 ``question_type``, GQA ``detailed`` type; the whole label set for
+  NLVR2 and SNLI-VE). Under VQA accuracy a wrong guess still earns credit from annotators who
+  gave it, so VQAv2's chance sits above 1/|answers|;
+- ``majority``: the most frequent train answer of the item's question type;
+- ``text_only``: the most frequent train answer for the item's exact text (falling back to the
+  type's majority for texts never seen in train) -- the strongest rule that ignores the image.
+VQAv2 is scored with VQA accuracy against the ten answers, the rest with exact match (x100).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from ..io import write_json
+from ..metrics.vqa import vqa_accuracy
+from .registry import get_task
+
+TYPE_COLUMN = {"vqav2": "question_type", "gqa": "detailed"}
+
+
+def _most_frequent(answers: pd.Series) -> str:
+    counts = Counter(answers)
+    return min(counts, key=lambda a: (-counts[a], a))  # ties: alphabetical, reproducible
+
+
+def _item_scores(task: str, guess: list[str], test: pd.DataFrame) -> list[float]:
+    """Score in [0, 1] of one guess per test item under the task's metric."""
+    if get_task(task).kind == "vqa":
+        return [vqa_accuracy(g, a) for g, a in zip(guess, test["answers"], strict=True)]
+    return [float(g == a) for g, a in zip(guess, test["answer"], strict=True)]
+
+
+def _percent(scores: list[float]) -> float:
+    return round(100 * sum(scores) / len(scores), 2)
+
+
+def _chance(task: str, options: list[list[str]], test: pd.DataFrame) -> float:
+    """Mean over items of the mean score over that item's answer options."""
+    per_item = [0.0] * len(test)
+    for k in range(max(map(len, options))):
+        guess = [opts[k] if k < len(opts) else "" for opts in options]
+        for i, s in enumerate(_item_scores(task, guess, test)):
+            if k < len(options[i]):
+                per_item[i] += s / len(options[i])
+    return _percent(per_item)
+
+
+def text_baselines(task: str, train: pd.DataFrame, test: pd.DataFrame) -> dict[str, float]:
+    column = TYPE_COLUMN.get(task)
+    train_type = train[column] if column else pd.Series("all", index=train.index)
+    test_type = test[column] if column else pd.Series("all", index=test.index)
+    by_type = train.groupby(train_type)["answer"]
+    type_majority = by_type.agg(_most_frequent).to_dict()
+    type_answers = by_type.agg(lambda a: sorted(set(a))).to_dict()
+    by_text = train.groupby("text")["answer"].agg(_most_frequent).to_dict()
+    overall = _most_frequent(train["answer"])
+    majority = [type_majority.get(t, overall) for t in test_type]
+    text_only = [by_text.get(q, m) for q, m in zip(test["text"], majority, strict=True)]
+    options = [type_answers.get(t, [overall]) for t in test_type]
+    return {
+        "chance": _chance(task, options, test),
+        "majority": _percent(_item_scores(task, majority, test)),
+        "text_only": _percent(_item_scores(task, text_only, test)),
+        "test_samples": len(test),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vecomp baselines", description=__doc__)
+    parser.add_argument("--prepared", type=Path, nargs="+", required=True,
+                        help="prepared task folders (retrieval tasks are skipped)")  # fmt: skip
+    parser.add_argument("--out", type=Path, required=True, help="metrics JSON")
+    args = parser.parse_args(argv)
+    results = {}
+    for folder in args.prepared:
+        task = folder.name
+        if get_task(task).kind == "retrieval":
+            continue
+        train = pd.read_parquet(folder / "train.parquet")
+        test = pd.read_parquet(folder / "test.parquet")
+        results[task] = text_baselines(task, train, test)
+        print(task, results[task])
+    write_json(args.out, results)
+    return 0
