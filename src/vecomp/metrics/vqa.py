@@ -85,7 +85,7 @@ def soft_scores(human_answers: Sequence[str]) -> dict[str, float]:
 
 def vqa_accuracy(prediction: str, human_answers: Sequence[str]) -> float:
     """Accuracy in [0, 1] of one prediction against the ten human answers (10-choose-9 average)."""
-    if not human_answers:
+    if len(human_answers) == 0:
         raise ValueError("VQA accuracy needs the human answers; got none")
     pred = normalize_answer(prediction)
     gts = [normalize_answer(a) for a in human_answers]

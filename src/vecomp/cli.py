@@ -1,0 +1,42 @@
+"""``vecomp <command>``: one entry point for every pipeline step.
+
+Each command is a module with ``main(argv) -> int``; Snakemake rules, DVC stages and tests call
+the same commands. Modules load only when their command runs, so ``vecomp --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "generate": ("vecomp.data.synthetic.suite", "generate the synthetic scene suite (a mirror)"),
+    "download": ("vecomp.data.sources", "fetch one registry file, verified"),
+    "extract": ("vecomp.data.extract", "unpack a downloaded archive safely"),
+    "index-pool": ("vecomp.data.pools", "index and check the images of an image pool"),
+    "prepare": ("vecomp.data.prepare", "parse a task's official files into tables"),
+    "baselines": ("vecomp.data.baselines", "chance, majority and text-only baselines"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "usage: vecomp <command> [options]\n\ncommands:\n" + "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"vecomp: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return module.main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

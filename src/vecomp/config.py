@@ -1,0 +1,76 @@
+"""Config validation: the JSON schema, defaults filled in, and names checked against registries.
+
+Errors are collected, not stopped at the first: the message lists every bad key with its dotted
+path and, for unknown keys or values, the allowed ones. Snakemake calls :func:`validate_config`
+before any job starts, so a typo never costs a half-run pipeline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft7Validator, validators
+
+from .data.registry import TASKS
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _with_defaults(validator_class):
+    """A validator that also writes each property's ``default`` into the instance."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in props.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = sub["default"]
+        yield from check_properties(validator, props, instance, schema)
+
+    return validators.extend(validator_class, {"properties": properties})
+
+
+_Validator = _with_defaults(Draft7Validator)
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _describe(error) -> str:
+    where = _key(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        return f"{where}: unknown key(s) {unknown}; allowed: {', '.join(allowed)}"
+    if error.validator == "enum":
+        return f"{where}: {error.instance!r} is not allowed; use one of {error.validator_value}"
+    return f"{where}: {error.message}"
+
+
+def _cross_checks(config: dict) -> list[str]:
+    problems = []
+    unknown = sorted(set(config.get("tasks", {})) - set(TASKS))
+    if unknown:
+        problems.append(f"tasks: unknown task(s) {unknown}; valid tasks: {', '.join(TASKS)}")
+    data = config.get("data", {})
+    if data.get("source") == "synthetic" and data.get("mirror"):
+        problems.append(
+            "data.mirror: the synthetic suite is its own mirror; remove data.mirror or set "
+            "data.source: official"
+        )
+    return problems
+
+
+def validate_config(config: dict, schema_path: str | Path) -> dict:
+    """Validate ``config`` in place (defaults filled in) and return it; raise ConfigError."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    problems = _cross_checks(config)
+    errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    problems += [_describe(e) for e in errors]
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    return config
