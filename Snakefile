@@ -6,10 +6,19 @@ configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    task=alternatives(TASKS),
+    file=alternatives(FILES),
+    archive=alternatives(ARCHIVES),
+    pool=alternatives(POOLS),
+
+
 include: "workflow/rules/data.smk"
 
 
 rule all:
-    input:
-        all_targets(),
     default_target: True
+    input:
+        rules.prepared.input,

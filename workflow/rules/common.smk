@@ -1,7 +1,8 @@
-# Config validation and the helpers every rule file shares: which tasks, files and pools the
-# configured run needs, derived from the dataset registry (src/vecomp/data/registry.py).
+# Config validation and shared helpers: the tasks, files and pools this run needs, derived
+# from the dataset registry (src/vecomp/data/registry.py).
 
 import json
+import os
 import re
 
 from vecomp.config import validate_config
@@ -13,20 +14,16 @@ DATA = config["data"]
 TASKS = list(config["tasks"])
 FILES = registry.files_for(TASKS)
 POOLS = registry.pools_for(TASKS)
-ARCHIVES = {registry.get_file(k).stem: k for k in FILES if registry.get_file(k).is_archive}
+ARCHIVES = {
+    registry.get_file(k).stem: k for k in FILES if registry.get_file(k).is_archive
+}
 SYNTHETIC = DATA["source"] == "synthetic"
 MIRROR = "results/synthetic/mirror"
 
 
-def _alternatives(names):
+def alternatives(names):
+    """A wildcard regex matching exactly these names."""
     return "|".join(re.escape(n) for n in sorted(names)) or "(?!)"
-
-
-wildcard_constraints:
-    task=_alternatives(TASKS),
-    file=_alternatives(FILES),
-    archive=_alternatives(ARCHIVES),
-    pool=_alternatives(POOLS),
 
 
 def raw_path(key):
@@ -39,12 +36,52 @@ def prepared(task):
     return [f"results/prepared/{task}/{name}" for name in PREPARED_FILES]
 
 
-PREPARED_FILES = ["train.parquet", "dev.parquet", "test.parquet", "labels.json", "report.json"]
+PREPARED_FILES = [
+    "train.parquet",
+    "dev.parquet",
+    "test.parquet",
+    "labels.json",
+    "report.json",
+]
 CLASSIFICATION_TASKS = [t for t in TASKS if registry.get_task(t).kind != "retrieval"]
 
 
-def all_targets():
+# Targets of each phase: `snakemake <phase rule>` runs one phase (DVC stages do exactly that).
+def synthetic_targets():
+    return rules.generate_synthetic.output if SYNTHETIC else []
+
+
+def download_targets():
+    return [raw_path(k) for k in FILES]
+
+
+def prepare_targets():
     targets = [p for t in TASKS for p in prepared(t)]
     if CLASSIFICATION_TASKS:
         targets.append("results/metrics/baselines.json")
     return targets
+
+
+def download_source(wildcards):
+    """The synthetic mirror's file and manifest, so the suite is generated first."""
+    return [f"{MIRROR}/{wildcards.file}", f"{MIRROR}/SHA256SUMS"] if SYNTHETIC else []
+
+
+def mirror_option():
+    mirror = MIRROR if SYNTHETIC else DATA["mirror"]
+    return f"--mirror {mirror}" if mirror else ""
+
+
+def task_files(wildcards):
+    return {k: raw_path(k) for k in registry.get_task(wildcards.task).files}
+
+
+def task_pool_index(wildcards):
+    return f"results/prepared/pools/{registry.get_task(wildcards.task).pool}.parquet"
+
+
+def prepare_options(settings):
+    """The task settings that prepare reads, as command-line options."""
+    if "min_answer_count" in settings:
+        return f"--min-answer-count {settings['min_answer_count']}"
+    return ""
