@@ -32,7 +32,7 @@ def _sample_problem(split: str, sample_id: str, reason: str, kind: str) -> Probl
 
 def _image_problems(split: str, records: list[dict], pool: pd.DataFrame) -> list[Problem]:
     """Samples whose image(s) are not in the pool or do not decode."""
-    errors = dict(zip(pool.image_id, pool.error, strict=True))
+    errors = {i: None if pd.isna(e) else e for i, e in zip(pool.image_id, pool.error, strict=True)}
     problems = []
     for r in records:
         for image in (r[c] for c in ("image_id", "image_id_2") if c in r):
@@ -67,13 +67,27 @@ def find_problems(parsed: Parsed, pool: pd.DataFrame) -> list[Problem]:
 
 
 def drop_problems(parsed: Parsed, problems: list[Problem]) -> dict:
-    """Remove every record a problem names (duplicates: all copies); count drops by reason."""
-    named = {(p.split, p.sample_id) for p in problems if p.sample_id is not None}
+    """Remove every record a problem names; count dropped samples (not problems) by reason.
+
+    A sample with several problems counts once, under its first; both copies of a duplicated
+    id are dropped and counted; malformed records were never parsed and count once each.
+    """
+    reason_of: dict[tuple[str, str], str] = {}
+    dropped: Counter = Counter()
+    for p in problems:
+        if p.sample_id is None:
+            dropped[(p.split, p.kind)] += 1
+        else:
+            reason_of.setdefault((p.split, p.sample_id), p.kind)
     for split in SPLITS:
-        parsed.records[split] = [
-            r for r in parsed.records[split] if (split, r["sample_id"]) not in named
-        ]
-    dropped = Counter((p.split, p.kind) for p in problems)
+        kept = []
+        for record in parsed.records[split]:
+            reason = reason_of.get((split, record["sample_id"]))
+            if reason is None:
+                kept.append(record)
+            else:
+                dropped[(split, reason)] += 1
+        parsed.records[split] = kept
     return {f"{split}: {kind}": n for (split, kind), n in sorted(dropped.items())}
 
 

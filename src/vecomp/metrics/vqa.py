@@ -97,4 +97,6 @@ def vqa_accuracy(prediction: str, human_answers: Sequence[str]) -> float:
 
 def majority_answer(human_answers: Sequence[str]) -> str:
     """The most common normalised answer (first seen wins a tie): VQA's multiple_choice_answer."""
+    if len(human_answers) == 0:
+        raise ValueError("a majority answer needs the human answers; got none")
     return Counter(normalize_answer(a) for a in human_answers).most_common(1)[0][0]

@@ -89,6 +89,16 @@ def read_json(path: Path):
         raise FormatError(f"{path} is not valid JSON: {err}") from err
 
 
+def read_json_object(path: Path) -> dict:
+    """A JSON file whose top level must be an object (every official format here is one)."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise FormatError(
+            f"{path} must hold a JSON object at the top level, not {type(data).__name__}"
+        )
+    return data
+
+
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict | None, str | None]]:
     """(line number, record or None, error or None) for each non-empty line."""
     with path.open(encoding="utf-8") as lines:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import Parsed, member, missing_keys, read_json, register
+from . import Parsed, member, missing_keys, read_json_object, register
 
 SPLIT_FILES = {"train": "train", "dev": "val", "test": "testdev"}
 
@@ -12,7 +12,7 @@ def parse(files) -> Parsed:
     parsed = Parsed()
     for split, name in SPLIT_FILES.items():
         path = member(files, "gqa/questions1.2.zip", f"{name}_balanced_questions.json")
-        for qid, q in read_json(path).items():
+        for qid, q in read_json_object(path).items():
             where = f"{path.name}[{qid!r}]"
             problem = (
                 "not a JSON object"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from . import Parsed, member, read_json, register
+from . import Parsed, member, read_json_object, register
 
 SPLITS = {"train": "train", "restval": "train", "val": "dev", "test": "test"}
 
@@ -21,7 +21,7 @@ def _image_id(image: dict) -> str:
 def _parse(files, dataset: str) -> Parsed:
     path = member(files, "karpathy/caption_datasets.zip", f"dataset_{dataset}.json")
     parsed = Parsed()
-    for i, image in enumerate(read_json(path).get("images", [])):
+    for i, image in enumerate(read_json_object(path).get("images", [])):
         where = f"{path.name}[images][{i}]"
         split = SPLITS.get(image.get("split"))
         if split is None:

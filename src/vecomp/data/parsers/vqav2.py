@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 
 from ...metrics.vqa import majority_answer
-from . import Parsed, member, missing_keys, read_json, register
+from . import Parsed, member, missing_keys, read_json_object, register
 
 QUESTIONS = "vqav2/v2_Questions_{}_mscoco.zip"
 ANNOTATIONS = "vqav2/v2_Annotations_{}_mscoco.zip"
@@ -27,8 +27,10 @@ def parse(files) -> Parsed:
     for part, sub in (("Train", "train2014"), ("Val", "val2014")):
         q_path = member(files, QUESTIONS.format(part), f"v2_OpenEnded_mscoco_{sub}_questions.json")
         a_path = member(files, ANNOTATIONS.format(part), f"v2_mscoco_{sub}_annotations.json")
-        questions = read_json(q_path).get("questions", [])
-        annotations = {a.get("question_id"): a for a in read_json(a_path).get("annotations", [])}
+        questions = read_json_object(q_path).get("questions", [])
+        annotations = {
+            a.get("question_id"): a for a in read_json_object(a_path).get("annotations", [])
+        }
         for i, q in enumerate(questions):
             where = f"{q_path.name}[{i}]"
             split = "train" if sub == "train2014" else val_half(str(q.get("image_id")))
@@ -38,6 +40,8 @@ def parse(files) -> Parsed:
                 problem = f"question_id {q['question_id']} has no annotation in {a_path.name}"
             if problem is None:
                 problem = missing_keys(ann, ("answers", "answer_type", "question_type"))
+            if problem is None and not ann["answers"]:
+                problem = "'answers' is empty"
             if problem is None and not all(isinstance(a, dict) and "answer" in a
                                            for a in ann["answers"]):  # fmt: skip
                 problem = "an entry of 'answers' has no 'answer'"

@@ -43,7 +43,7 @@ def draw_pair_statement(rng: random.Random) -> PairStatement:
                       lambda *p: _has(p[pick], c, s)),
         PairStatement(f"Both images contain {article(s)} {s}.",
                       lambda a, b: _has(a, shape=s) and _has(b, shape=s)),
-        PairStatement(f"Exactly one image contains a {c} object.",
+        PairStatement(f"Exactly one image contains {article(c)} {c} object.",
                       lambda a, b: _has(a, c) != _has(b, c)),
         PairStatement(f"There are {NUMBER_WORDS[n]} {c} objects in total.",
                       lambda a, b: len(a.find(c)) + len(b.find(c)) == n),
