@@ -1,0 +1,83 @@
+"""Config validation: defaults filled in, every bad key named with the allowed values."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from vecomp.config import ConfigError, validate_config
+from vecomp.data.registry import TASKS
+
+from .workflow_helpers import ROOT
+
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((ROOT / "config" / name).read_text())
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+def test_shipped_configs_are_valid(name):
+    validate_config(load(name), SCHEMA)
+
+
+def test_defaults_are_filled_in():
+    config = validate_config({"tasks": {"vqav2": {}}, "data": {}}, SCHEMA)
+    assert config["tasks"]["vqav2"]["min_answer_count"] == 9
+    assert config["data"]["source"] == "synthetic"
+    assert config["data"]["download"] == {"retries": 4, "timeout_s": 60}
+    assert config["data"]["synthetic"]["images"]["coco"] == {"train2014": 300, "val2014": 200}
+
+
+def test_schema_describes_every_task_the_registry_knows():
+    schema = yaml.safe_load(SCHEMA.read_text())
+    assert set(schema["properties"]["tasks"]["properties"]) == set(TASKS)
+
+
+def _schema_keys_without_description(node, path=""):
+    if not isinstance(node, dict):
+        return []
+    missing = []
+    for key, sub in node.get("properties", {}).items():
+        if isinstance(sub, dict) and "description" not in sub:
+            missing.append(f"{path}{key}")
+        missing += _schema_keys_without_description(sub, f"{path}{key}.")
+    return missing
+
+
+def test_every_schema_key_has_a_description():
+    assert _schema_keys_without_description(yaml.safe_load(SCHEMA.read_text())) == []
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: c.update(taks={}), "(top level): unknown key(s) ['taks']; allowed: data, tasks"),
+        (lambda c: c["tasks"].update(vqa={}), "unknown task(s) ['vqa']; valid tasks: vqav2, gqa"),
+        (lambda c: c["tasks"].update(gqa={"min_answer_count": 3}),
+         "tasks.gqa: unknown key(s) ['min_answer_count']"),
+        (lambda c: c["data"].update(source="web"), "data.source: 'web' is not allowed"),
+        (lambda c: c["data"]["synthetic"].update(image_size=8), "data.synthetic.image_size: 8"),
+        (lambda c: c["data"]["synthetic"]["images"]["coco"].update(train2015=1),
+         "data.synthetic.images.coco: 'train2015' is not allowed"),
+        (lambda c: c["data"].update(mirror="http://m"), "the synthetic suite is its own mirror"),
+        (lambda c: c.update(tasks={}), "tasks: {} should be non-empty"),
+    ],
+)  # fmt: skip
+def test_bad_configs_name_the_key(edit, message):
+    config = copy.deepcopy(load("config.yaml"))
+    edit(config)
+    with pytest.raises(ConfigError) as err:
+        validate_config(config, SCHEMA)
+    assert message in str(err.value)
+
+
+def test_all_problems_are_reported_at_once():
+    config = load("config.yaml")
+    config["data"]["on_bad_records"] = "skip"
+    config["data"]["synthetic"]["seed"] = "x"
+    message = str(pytest.raises(ConfigError, validate_config, config, SCHEMA).value)
+    assert "data.on_bad_records" in message and "data.synthetic.seed" in message

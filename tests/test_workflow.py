@@ -1,0 +1,145 @@
+"""The workflow itself: lint, config validation, DVC coverage, and tiny end-to-end runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vecomp.data.registry import TASKS
+
+from .workflow_helpers import ROOT, copy_project, run, tree_digest
+
+TINY = ROOT / "tests" / "config" / "config.yaml"
+
+
+def dvc_outputs(dvc_yaml: Path) -> list[str]:
+    """Every path a DVC stage declares as an output (outs, metrics, plots)."""
+    stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
+    paths = []
+    for stage in stages.values():
+        for section in ("outs", "metrics", "plots"):
+            for entry in stage.get(section, []):
+                paths.append(next(iter(entry)) if isinstance(entry, dict) else entry)
+    return paths
+
+
+def snakemake_outputs(configfile: Path | None = None) -> list[str]:
+    args = ["snakemake", "--summary", "--forceall"]
+    if configfile:
+        args += ["--configfile", str(configfile)]
+    lines = run(args, ROOT).stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("output_file"))
+    return [line.split("\t")[0] for line in lines[start + 1 :] if line.strip()]
+
+
+def planned_jobs(dry_run_output: str) -> set[tuple[str, str]]:
+    """(rule, wildcards) of every job a `snakemake -n` plans."""
+    jobs, rule, wildcards = set(), None, ""
+    for line in dry_run_output.splitlines() + ["rule end:"]:
+        if line.startswith(("rule ", "localrule ")):
+            if rule:
+                jobs.add((rule, wildcards))
+            rule, wildcards = line.split()[1].rstrip(":"), ""
+        elif line.strip().startswith("wildcards:"):
+            wildcards = line.split(":", 1)[1].strip()
+    return jobs
+
+
+def test_snakemake_lint_is_clean():
+    result = run(["snakemake", "--lint"], ROOT, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("configfile", [None, ROOT / "config" / "paper.yaml"])
+def test_every_snakemake_output_lies_under_a_dvc_output(configfile):
+    tracked = dvc_outputs(ROOT / "dvc.yaml")
+    outputs = snakemake_outputs(configfile)
+    assert len(outputs) > 20
+    unversioned = [
+        o for o in outputs if not any(o == t or o.startswith(t.rstrip("/") + "/") for t in tracked)
+    ]
+    assert not unversioned, f"outputs no DVC stage versions: {unversioned[:10]}"
+
+
+def test_dvc_params_name_keys_that_exist_in_the_default_config():
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        for entry in stage.get("params", []):
+            for key in entry.get("config/config.yaml", []):
+                node = config
+                for part in key.split("."):
+                    assert isinstance(node, dict) and part in node, f"{name}: {key} not in config"
+                    node = node[part]
+
+
+@pytest.mark.parametrize(
+    ("patch", "expected"),
+    [
+        ({"tasks": {"vqa3": {}}}, "unknown task(s) ['vqa3']; valid tasks: vqav2"),
+        ({"data": {"sourc": "x"}}, "data: unknown key(s) ['sourc']; allowed:"),
+        ({"data": {"synthetic": {"seed": "zero"}}}, "data.synthetic.seed: 'zero' is not of type"),
+        ({"data": {"on_bad_records": "ignore"}}, "use one of ['error', 'drop']"),
+    ],
+)
+def test_bad_config_stops_before_any_job(tmp_path, patch, expected):
+    work = copy_project(tmp_path / "repo")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(patch))
+    result = run(["snakemake", "-n", "--configfile", str(bad)], work, check=False)
+    assert result.returncode != 0
+    assert expected in result.stdout + result.stderr
+    assert not (work / "results" / "synthetic").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """The tiny config run end to end with `snakemake --cores 2`."""
+    work = copy_project(tmp_path_factory.mktemp("snakemake"), TINY)
+    run(["snakemake", "--cores", "2"], work)
+    return work
+
+
+@pytest.mark.slow
+def test_tiny_run_prepares_every_task_through_the_downloader(tiny_run):
+    results = tiny_run / "results"
+    for task in TASKS:
+        report = json.loads((results / "prepared" / task / "report.json").read_text())
+        assert report["dropped"] == {}
+        assert all(n > 0 for n in report["samples"].values())
+    mirror = tree_digest(results / "synthetic" / "mirror")
+    downloads = tree_digest(results / "downloads")
+    assert downloads == {k: v for k, v in mirror.items() if k != "SHA256SUMS"}
+    baselines = json.loads((results / "metrics" / "baselines.json").read_text())
+    assert set(baselines) == {t for t, spec in TASKS.items() if spec.kind != "retrieval"}
+    assert "Nothing to be done" in run(["snakemake", "-n"], tiny_run).stdout
+
+
+@pytest.mark.slow
+def test_changing_one_task_setting_reruns_only_that_task(tiny_run, tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    config["tasks"]["vqav2"]["min_answer_count"] = 3
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    result = run(["snakemake", "-n", "--configfile", str(changed)], tiny_run)
+    assert planned_jobs(result.stdout) == {
+        ("prepare", "task=vqav2"),
+        ("baselines", ""),
+        ("all", ""),
+    }
+
+
+@pytest.mark.slow
+def test_dvc_repro_matches_snakemake_byte_for_byte(tiny_run, tmp_path):
+    work = copy_project(tmp_path / "dvc", TINY)
+    run(["dvc", "repro"], work)
+    for folder in ("synthetic", "downloads", "prepared", "metrics"):
+        assert tree_digest(work / "results" / folder) == tree_digest(
+            tiny_run / "results" / folder
+        ), folder
+    assert "up to date" in run(["dvc", "status"], work).stdout
+    assert "Nothing to be done" in run(["snakemake", "-n"], work).stdout
