@@ -49,3 +49,11 @@ def test_readme_starts_with_exactly_two_commands_and_ci_runs_the_second():
     assert "pytest" in test_command
     ci = (ROOT / ".ci" / "run").read_text()
     assert test_command in ci.splitlines()
+
+
+def test_cli_prints_user_errors_without_a_traceback(tmp_path, capsys):
+    status = cli.main(["download", "--file", "gqa/nope.zip", "--out", str(tmp_path / "x")])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert err.startswith("vecomp download: error: unknown file 'gqa/nope.zip'")
+    assert "Traceback" not in err

@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from .errors import VecompError
+
 COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("vecomp.data.synthetic.suite", "generate the synthetic scene suite (a mirror)"),
     "download": ("vecomp.data.sources", "fetch one registry file, verified"),
@@ -35,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vecomp: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    return module.main(rest)
+    try:
+        return module.main(rest)
+    except VecompError as err:
+        print(f"vecomp {name}: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

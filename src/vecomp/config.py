@@ -13,9 +13,10 @@ import yaml
 from jsonschema import Draft7Validator, validators
 
 from .data.registry import TASKS
+from .errors import VecompError
 
 
-class ConfigError(ValueError):
+class ConfigError(VecompError, ValueError):
     pass
 
 

@@ -63,8 +63,10 @@ rule index_pool:
         "logs/prepared/pools/{pool}.log",
     conda:
         "../../envs/vecomp.yaml"
+    threads: 4
     shell:
-        "vecomp index-pool --pool {wildcards.pool} --images {input} --out {output} > {log} 2>&1"
+        "vecomp index-pool --pool {wildcards.pool} --images {input} --out {output}"
+        " --threads {threads} > {log} 2>&1"
 
 
 rule prepare:

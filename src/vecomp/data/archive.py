@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
+from ..errors import VecompError
+
 # Suffix -> tarfile mode, or "zip". Longest suffixes first so ".tar.gz" wins over ".gz".
 _FORMATS: dict[str, str] = {".tar.gz": "r:gz", ".tgz": "r:gz", ".tar": "r:", ".zip": "zip"}
 SUPPORTED_SUFFIXES = tuple(_FORMATS)
@@ -37,11 +39,11 @@ _CORRUPTION_ERRORS = (
 )
 
 
-class UnsafeArchiveError(ValueError):
+class UnsafeArchiveError(VecompError, ValueError):
     """An archive member could write outside the target; names the archive and the member."""
 
 
-class CorruptArchiveError(ValueError):
+class CorruptArchiveError(VecompError, ValueError):
     """The archive cannot be read (truncated download, wrong format, bad CRC)."""
 
 

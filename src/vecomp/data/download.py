@@ -34,6 +34,8 @@ import urllib3
 import yaml
 from tqdm import tqdm
 
+from ..errors import VecompError
+
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
@@ -58,7 +60,7 @@ _LOCK_HEADER = """\
 """
 
 
-class DownloadError(RuntimeError):
+class DownloadError(VecompError, RuntimeError):
     """A download failed; the message names the URL, the destination and what to do next."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..errors import VecompError
 from ..io import atomic_dir, write_json
 from ..metrics.vqa import soft_scores
 from .parsers import SPLITS, Parsed, Problem, get_parser
@@ -22,7 +23,7 @@ from .registry import Task, get_task
 SHOW_OFFENDERS = 10
 
 
-class BadRecordsError(ValueError):
+class BadRecordsError(VecompError, ValueError):
     """Malformed records, duplicate ids or unusable images, listed with a way out."""
 
 

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from ..errors import VecompError
+
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 
 
@@ -205,7 +207,7 @@ TASKS: dict[str, Task] = {
 }
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(VecompError, KeyError):
     """A task, pool or file name the registry does not know; the message lists the valid ones."""
 
     def __str__(self) -> str:  # KeyError would print the repr of the message

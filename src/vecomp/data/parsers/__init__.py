@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...errors import VecompError
 from ..registry import UnknownNameError
 
 SPLITS = ("train", "dev", "test")
@@ -42,7 +43,7 @@ class Parsed:
         self.problems.append(Problem(split, where, reason))
 
 
-class FormatError(ValueError):
+class FormatError(VecompError, ValueError):
     """A file that is not in the format its dataset publishes (not one bad record: the file)."""
 
 
