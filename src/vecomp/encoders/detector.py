@@ -1,0 +1,190 @@
+"""Region encoders: a torchvision Faster R-CNN's detections and their pooled box features.
+
+Why torchvision's Faster R-CNN: it is the detector family of bottom-up attention, it loads from a
+plain state dict (no hub needed, so the offline demo and the paper profile share one loader),
+and its modules (transform, backbone, RPN, RoI heads) can be called one by one, so the features of
+the final boxes come from the model's own box head instead of surgery on its internals.
+
+Per image: detections after class-agnostic NMS, the ``max_regions`` highest-scoring ones, their
+box features ([K, representation size]: 1024 for ResNet-50-FPN) and normalised boxes. An image
+with no detection above ``min_score`` gets one whole-image region, so every image has a token.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+from torchvision.models import detection
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.ops import MultiScaleRoIAlign, nms
+from torchvision.transforms import v2
+
+from .base import WHOLE_IMAGE, EncoderOutput, VisionEncoder
+from .registry import register_encoder
+from .weights import MissingWeightsError, from_hub, local_path
+
+CHECKPOINT_CONFIG = "config.json"  # {"arch": ..., "arch_kwargs": {...}} beside model.safetensors
+CHECKPOINT_WEIGHTS = "model.safetensors"
+
+
+class TinyBackbone(nn.Sequential):
+    """Four strided convolutions (stride 8): enough for the synthetic scenes, fast on a CPU."""
+
+    def __init__(self, channels: int = 64):
+        layers, c_in = [], 3
+        for c_out, stride in ((32, 2), (48, 2), (channels, 2), (channels, 1)):
+            layers += [nn.Conv2d(c_in, c_out, 3, stride, 1), nn.BatchNorm2d(c_out), nn.ReLU()]
+            c_in = c_out
+        super().__init__(*layers)
+        self.out_channels = channels
+
+
+def fasterrcnn_mini(num_classes: int, image_size: int = 64, channels: int = 64,
+                    representation: int = 256) -> detection.FasterRCNN:  # fmt: skip
+    """The demo's region detector: torchvision's Faster R-CNN around a tiny backbone."""
+    anchors = detection.anchor_utils.AnchorGenerator(
+        sizes=((6, 10, 16, 24),), aspect_ratios=((1.0,),)
+    )
+    return detection.FasterRCNN(
+        TinyBackbone(channels),
+        num_classes=None,  # the box predictor below fixes it
+        rpn_anchor_generator=anchors,
+        box_roi_pool=MultiScaleRoIAlign(["0"], output_size=5, sampling_ratio=2),
+        box_head=TwoMLPHead(channels * 5 * 5, representation),
+        box_predictor=FastRCNNPredictor(representation, num_classes),
+        min_size=image_size,
+        max_size=image_size,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.25, 0.25, 0.25],
+    )
+
+
+ARCHITECTURES: dict[str, Callable[..., detection.FasterRCNN]] = {
+    "fasterrcnn_resnet50_fpn": detection.fasterrcnn_resnet50_fpn,
+    "fasterrcnn_resnet50_fpn_v2": detection.fasterrcnn_resnet50_fpn_v2,
+    "fasterrcnn_mobilenet_v3_large_fpn": detection.fasterrcnn_mobilenet_v3_large_fpn,
+    "fasterrcnn_mini": fasterrcnn_mini,
+}
+
+
+def build_detector(arch: str, weights: str | None, arch_kwargs: dict | None = None):
+    """A Faster R-CNN with random, torchvision-hub or local (state dict) weights."""
+    if arch not in ARCHITECTURES:
+        raise MissingWeightsError(f"unknown detector {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    kwargs = dict(arch_kwargs or {})
+    if weights == "hub":
+        with from_hub(f"torchvision detector {arch}", f"torchvision:{arch}:DEFAULT"):
+            return ARCHITECTURES[arch](weights="DEFAULT", **kwargs)
+    if arch != "fasterrcnn_mini":
+        kwargs.setdefault("weights", None)
+        kwargs.setdefault("weights_backbone", None)
+    model = ARCHITECTURES[arch](**kwargs)
+    if weights is not None:
+        model.load_state_dict(load_state_dict(local_path(weights, f"detector {arch}")))
+    return model
+
+
+def load_state_dict(path: Path) -> dict:
+    """A state dict from a checkpoint folder (model.safetensors) or a .safetensors/.pth file."""
+    file = path / CHECKPOINT_WEIGHTS if path.is_dir() else path
+    if file.suffix == ".safetensors":
+        return load_file(file)
+    return torch.load(file, map_location="cpu", weights_only=True)
+
+
+def save_detector(model: detection.FasterRCNN, folder: Path, arch: str, arch_kwargs: dict) -> None:
+    """Write the checkpoint format :func:`build_detector` reads: config.json + model.safetensors."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()}, folder / CHECKPOINT_WEIGHTS
+    )
+    (folder / CHECKPOINT_CONFIG).write_text(json.dumps({"arch": arch, "arch_kwargs": arch_kwargs}))
+
+
+def _checkpoint_arch(weights: str | None, arch: str | None, arch_kwargs: dict | None):
+    """Architecture from the checkpoint folder's config.json when the spec does not give one."""
+    if weights not in (None, "hub") and (Path(weights) / CHECKPOINT_CONFIG).is_file():
+        saved = json.loads((Path(weights) / CHECKPOINT_CONFIG).read_text())
+        return arch or saved["arch"], arch_kwargs if arch_kwargs is not None else saved[
+            "arch_kwargs"
+        ]
+    return arch or "fasterrcnn_resnet50_fpn", arch_kwargs or {}
+
+
+@register_encoder("torchvision_frcnn")
+class FasterRCNNRegionEncoder(VisionEncoder):
+    family = "region"
+
+    def __init__(self, weights: str | None = None, arch: str | None = None,
+                 arch_kwargs: dict | None = None, max_regions: int = 36, min_score: float = 0.2,
+                 nms_iou: float = 0.5):  # fmt: skip
+        arch, arch_kwargs = _checkpoint_arch(weights, arch, arch_kwargs)
+        model = build_detector(arch, weights, arch_kwargs)
+        heads = model.roi_heads
+        heads.score_thresh, heads.detections_per_img = min_score, 4 * max_regions
+        dim = heads.box_head.fc7.out_features
+        t = model.transform
+        super().__init__(dim, {"library": "torchvision", "arch": arch, "weights": str(weights),
+                               "min_size": list(t.min_size), "max_size": t.max_size,
+                               "mean": list(t.image_mean), "std": list(t.image_std),
+                               "max_regions": max_regions, "min_score": min_score,
+                               "nms_iou": nms_iou})  # fmt: skip
+        self.model = model
+        self.max_regions, self.nms_iou = max_regions, nms_iou
+
+    def transform(self):
+        return v2.Compose([v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)])
+
+    def _box_features(self, features, boxes, sizes) -> torch.Tensor:
+        pooled = self.model.roi_heads.box_roi_pool(features, boxes, sizes)
+        return self.model.roi_heads.box_head(pooled)  # [sum K, dim]
+
+    def _select(self, boxes, scores, size) -> torch.Tensor:
+        """Class-agnostic NMS, best ``max_regions``; the whole image if nothing was found."""
+        keep = nms(boxes, scores, self.nms_iou)[: self.max_regions]
+        if len(keep) == 0:
+            height, width = size
+            return torch.tensor([[0.0, 0.0, width, height]], device=boxes.device)
+        return boxes[keep]
+
+    def forward(self, images: torch.Tensor) -> EncoderOutput:
+        model = self.model
+        batch, _, height, width = images.shape
+        image_list, _ = model.transform(list(images))
+        features = model.backbone(image_list.tensors)
+        features = features if isinstance(features, dict) else {"0": features}
+        proposals, _ = model.rpn(image_list, features)
+        logits, regression = model.roi_heads.box_predictor(
+            self._box_features(features, proposals, image_list.image_sizes)
+        )
+        boxes, scores, _ = model.roi_heads.postprocess_detections(
+            logits, regression, proposals, image_list.image_sizes
+        )
+        chosen = [self._select(b, s, size) for b, s, size in
+                  zip(boxes, scores, image_list.image_sizes, strict=True)]  # fmt: skip
+        feats = self._box_features(features, chosen, image_list.image_sizes).split(
+            [len(c) for c in chosen]
+        )
+        return _pad(feats, chosen, image_list.image_sizes, self.dim)
+
+
+def _pad(feats, boxes, sizes, dim) -> EncoderOutput:
+    """Variable regions per image -> padded [B, K, D] tokens, [B, K, 4] boxes, [B, K] mask."""
+    batch, longest = len(feats), max(len(f) for f in feats)
+    device = feats[0].device
+    tokens = torch.zeros(batch, longest, dim, device=device)
+    out_boxes = torch.tensor(WHOLE_IMAGE, device=device).repeat(batch, longest, 1)
+    mask = torch.zeros(batch, longest, dtype=torch.bool, device=device)
+    for i, (f, b, (h, w)) in enumerate(zip(feats, boxes, sizes, strict=True)):
+        scale = torch.tensor([w, h, w, h], dtype=b.dtype, device=device)
+        tokens[i, : len(f)] = f
+        out_boxes[i, : len(f)] = (b / scale).clamp(0, 1)
+        mask[i, : len(f)] = True
+    return EncoderOutput(tokens, out_boxes, mask)
