@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "index-pool": ("vecomp.data.pools", "index and check the images of an image pool"),
     "prepare": ("vecomp.data.prepare", "parse a task's official files into tables"),
     "baselines": ("vecomp.data.baselines", "chance, majority and text-only baselines"),
+    "pretrain": ("vecomp.encoders.pretrain", "pretrain a mini encoder on synthetic scenes"),
+    "extract-features": ("vecomp.features.extract", "encode an image pool into a feature store"),
 }
 
 

@@ -1,0 +1,201 @@
+"""Feature extraction: one encoder over one image pool into one sharded store.
+
+Images are read in image-id order by a DataLoader (worker processes, pinned memory on a GPU),
+encoded in batches (bf16 autocast on a GPU, fp32 on a CPU) and written to a
+:class:`~vecomp.features.store.StoreWriter`. A killed run resumes from its last complete shard
+and ends byte-identical to an uninterrupted one. Unreadable images stop the run with a list of
+them, or, with ``on_bad_images="skip"``, are recorded in the store's manifest and left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from ..encoders import VisionEncoder, create_encoder
+from ..encoders.weights import weights_hash
+from ..errors import VecompError
+from ..io import write_json
+from .store import StoreWriter
+
+SHOW_OFFENDERS = 10
+
+
+class UnreadableImagesError(VecompError):
+    pass
+
+
+class PoolImages(Dataset):
+    """(position, image tensor or None, error or None) for each row of a pool index."""
+
+    def __init__(self, paths: list[str], transform):
+        self.paths = paths
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        try:
+            with Image.open(self.paths[i]) as image:
+                return i, self.transform(image.convert("RGB")), None
+        except Exception as err:  # a corrupt file: reported by the caller, never silently lost
+            return i, None, f"{type(err).__name__}: {err}"
+
+
+def _collate(items):
+    good = [(i, t) for i, t, e in items if e is None]
+    bad = [(i, e) for i, _, e in items if e is not None]
+    images = torch.stack([t for _, t in good]) if good else None
+    return [i for i, _ in good], images, bad
+
+
+def device_and_autocast(device: str) -> tuple[torch.device, torch.autocast | None]:
+    chosen = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                          "cpu" if device == "auto" else device)  # fmt: skip
+    if chosen.type == "cuda":
+        return chosen, torch.autocast("cuda", dtype=torch.bfloat16)
+    return chosen, None
+
+
+def _fail_on_bad(bad: list[tuple[str, str]], pool: str) -> None:
+    listed = "\n".join(f"  {image_id}: {reason}" for image_id, reason in bad[:SHOW_OFFENDERS])
+    more = f"\n  ... and {len(bad) - SHOW_OFFENDERS} more" if len(bad) > SHOW_OFFENDERS else ""
+    raise UnreadableImagesError(
+        f"{len(bad)} unreadable image(s) in pool {pool!r}:\n{listed}{more}\n"
+        "Replace the files, or set features.on_bad_images: skip to leave them out (the store's "
+        "manifest lists them and training drops their samples)."
+    )
+
+
+def extract_pool(
+    encoder: VisionEncoder,
+    index: pd.DataFrame,
+    writer: StoreWriter,
+    *,
+    batch_size: int = 64,
+    workers: int = 0,
+    device: str = "auto",
+    on_bad_images: str = "error",
+    pool: str = "",
+) -> None:
+    """Encode every image of ``index`` not yet in ``writer`` and add it, in image-id order."""
+    index = index.sort_values("image_id", kind="stable")
+    known_bad = [(i, e) for i, e in zip(index.image_id, index.error, strict=True) if pd.notna(e)]
+    if known_bad and on_bad_images == "error":
+        _fail_on_bad(known_bad, pool)
+    todo = index[~index.image_id.isin(writer.done)]
+    ids, paths = list(todo.image_id), list(todo.path)
+    run_on, autocast = device_and_autocast(device)
+    encoder = encoder.to(run_on).eval()
+    loader = DataLoader(PoolImages(paths, encoder.transform()), batch_size=batch_size,
+                        num_workers=workers, collate_fn=_collate,
+                        pin_memory=run_on.type == "cuda")  # fmt: skip
+    with tqdm(total=len(ids), desc=f"extract {pool}", unit="img", disable=None) as bar:
+        for positions, images, bad in loader:
+            encoded = _encode(encoder, images, run_on, autocast) if images is not None else None
+            _write_batch(writer, ids, positions, encoded, bad, on_bad_images, pool)
+            bar.update(len(positions) + len(bad))
+
+
+@torch.inference_mode()
+def _encode(encoder, images, device, autocast):
+    images = images.to(device, non_blocking=True)
+    if autocast is None:
+        out = encoder(images)
+    else:
+        with autocast:
+            out = encoder(images)
+    return out.tokens.float().cpu(), out.boxes.float().cpu(), out.mask.cpu()
+
+
+def _write_batch(writer, ids, positions, encoded, bad, on_bad_images, pool) -> None:
+    """Add the batch's images in pool order; record (or fail on) the unreadable ones."""
+    if bad and on_bad_images == "error":
+        _fail_on_bad([(ids[i], e) for i, e in bad], pool)
+    rows = {p: r for r, p in enumerate(positions)}
+    reasons = dict(bad)
+    for position in sorted([*rows, *reasons]):
+        if position in reasons:
+            writer.skip(ids[position], reasons[position])
+            continue
+        tokens, boxes, mask = (t[rows[position]] for t in encoded)
+        writer.add(ids[position], tokens[mask], boxes[mask])
+
+
+def store_info(name: str, spec: dict, encoder: VisionEncoder, pool: str) -> dict:
+    import timm
+    import torchvision
+    import transformers
+
+    return {
+        "encoder": name,
+        "family": encoder.family,
+        "spec": spec,
+        "weights_hash": weights_hash(spec.get("weights", spec.get("model"))),
+        "preprocessing": encoder.preprocessing,
+        "pool": pool,
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+            "timm": timm.__version__,
+            "transformers": transformers.__version__,
+        },  # fmt: skip
+    }
+
+
+FINGERPRINT = "extraction.json"
+
+
+def start_or_resume(folder: Path, info: dict) -> None:
+    """Resume only a run of the same extraction; anything else starts from an empty folder.
+
+    The store's shards do not record which encoder made them, so the extraction's identity
+    (encoder spec, weights hash, preprocessing, pool) is kept beside them: a rerun after a
+    config or weights change must not reuse the old run's shards, and a complete store is
+    recomputed only when asked to run again.
+    """
+    identity = {k: v for k, v in info.items() if k != "versions"}
+    marker = folder / FINGERPRINT
+    same_run = marker.exists() and json.loads(marker.read_text()) == identity
+    if folder.exists() and (not same_run or (folder / "manifest.json").exists()):
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(marker, identity)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vecomp extract-features", description=__doc__)
+    parser.add_argument("--encoder", required=True, help="encoder name (the config key)")
+    parser.add_argument("--spec", required=True, help="encoder spec as JSON ({type: ..., ...})")
+    parser.add_argument("--pool", required=True)
+    parser.add_argument("--pool-index", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="store folder")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--images-per-shard", type=int, default=1024)
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--on-bad-images", choices=("error", "skip"), default="error")
+    args = parser.parse_args(argv)
+    spec = json.loads(args.spec)
+    torch.manual_seed(0)
+    encoder = create_encoder(spec)
+    index = pd.read_parquet(args.pool_index)
+    info = store_info(args.encoder, spec, encoder, args.pool)
+    start_or_resume(args.out, info)
+    with StoreWriter(args.out, encoder.dim, args.images_per_shard, info) as writer:
+        extract_pool(encoder, index, writer, batch_size=args.batch_size, workers=args.workers,
+                     device=args.device, on_bad_images=args.on_bad_images,
+                     pool=args.pool)  # fmt: skip
+    print(f"{args.encoder}/{args.pool}: {len(index)} images -> {args.out}")
+    return 0
