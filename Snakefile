@@ -2,7 +2,11 @@
 # This file is the table of contents; rules live in workflow/rules/, logic in src/vecomp/.
 
 
-configfile: "config/config.yaml"
+# The embedded default, unless --configfile names a complete config of its own (no merging: a
+# profile's encoders must not inherit the demo's pretraining settings).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
@@ -13,12 +17,17 @@ wildcard_constraints:
     file=alternatives(FILES),
     archive=alternatives(ARCHIVES),
     pool=alternatives(POOLS),
+    encoder=alternatives(ENCODERS),
 
 
 include: "workflow/rules/data.smk"
+include: "workflow/rules/encoders.smk"
+include: "workflow/rules/features.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.prepared.input,
+        rules.encoders.input,
+        rules.features.input,

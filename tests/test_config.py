@@ -55,7 +55,8 @@ def test_every_schema_key_has_a_description():
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda c: c.update(taks={}), "(top level): unknown key(s) ['taks']; allowed: data, tasks"),
+        (lambda c: c.update(taks={}),
+         "(top level): unknown key(s) ['taks']; allowed: data, encoders, features, tasks"),
         (lambda c: c["tasks"].update(vqa={}), "unknown task(s) ['vqa']; valid tasks: vqav2, gqa"),
         (lambda c: c["tasks"].update(gqa={"min_answer_count": 3}),
          "tasks.gqa: unknown key(s) ['min_answer_count']"),
@@ -65,6 +66,14 @@ def test_every_schema_key_has_a_description():
          "data.synthetic.images.coco: 'train2015' is not allowed"),
         (lambda c: c["data"].update(mirror="http://m"), "the synthetic suite is its own mirror"),
         (lambda c: c.update(tasks={}), "tasks: {} should be non-empty"),
+        (lambda c: c["encoders"]["grid"].update(type="timm_gird"),
+         "encoders.grid: unknown encoder type 'timm_gird'; valid types: hf_patch"),
+        (lambda c: c["encoders"]["grid"].update(depth=2),
+         "encoders.grid: encoder type 'timm_grid' has no option(s) ['depth']"),
+        (lambda c: c["encoders"]["grid"].update(weights="x"), "has both pretrain and weights"),
+        (lambda c: c["encoders"]["grid"]["pretrain"].update(objective="mae"),
+         "encoders.grid.pretrain.objective: 'mae' is not allowed"),
+        (lambda c: c["features"].update(on_bad_images="drop"), "features.on_bad_images"),
     ],
 )  # fmt: skip
 def test_bad_configs_name_the_key(edit, message):

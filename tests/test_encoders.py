@@ -160,7 +160,7 @@ def test_missing_local_weights_name_the_path(tmp_path):
 def test_unknown_type_and_option_list_the_valid_ones():
     with pytest.raises(EncoderSpecError, match="valid types: .*timm_grid"):
         create_encoder({"type": "nope"})
-    with pytest.raises(EncoderSpecError, match="has no option.*'depth'.*options: model"):
+    with pytest.raises(EncoderSpecError, match="has no option.*'depth'.*options: level, model"):
         create_encoder({"type": "timm_grid", "model": "resnet10t", "depth": 3})
 
 
@@ -170,3 +170,16 @@ def test_paper_profile_classes_build_at_full_size_with_random_weights():
     patch = create_encoder({"type": "timm_patch", "model": "vit_base_patch16_clip_224"})
     region = create_encoder({"type": "torchvision_frcnn", "arch": "fasterrcnn_resnet50_fpn"})
     assert (grid.dim, patch.dim, region.dim) == (2048, 768, 1024)
+
+
+def test_weights_hash_covers_weights_and_config_but_not_metrics(tmp_path):
+    from vecomp.encoders.weights import weights_hash
+
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    (tmp_path / "config.json").write_text("{}")
+    before = weights_hash(str(tmp_path))
+    (tmp_path / "metrics.json").write_text('{"seconds": 1.5}')
+    assert weights_hash(str(tmp_path)) == before
+    (tmp_path / "model.safetensors").write_bytes(b"other weights")
+    assert weights_hash(str(tmp_path)) != before
+    assert weights_hash("hub") == "hub" and weights_hash(None) == "None"

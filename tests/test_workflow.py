@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vecomp.data.registry import TASKS
+from vecomp.data.registry import POOLS, TASKS
 
 from .workflow_helpers import ROOT, copy_project, run, tree_digest
 
@@ -105,7 +105,7 @@ def tiny_run(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_tiny_run_prepares_every_task_through_the_downloader(tiny_run):
+def test_tiny_run_prepares_every_task_and_extracts_every_store(tiny_run):
     results = tiny_run / "results"
     for task in TASKS:
         report = json.loads((results / "prepared" / task / "report.json").read_text())
@@ -114,6 +114,14 @@ def test_tiny_run_prepares_every_task_through_the_downloader(tiny_run):
     mirror = tree_digest(results / "synthetic" / "mirror")
     downloads = tree_digest(results / "downloads")
     assert downloads == {k: v for k, v in mirror.items() if k != "SHA256SUMS"}
+    config = yaml.safe_load(TINY.read_text())
+    for encoder in config["encoders"]:
+        assert json.loads((results / "metrics" / "pretrain" / f"{encoder}.json").read_text())
+        for pool in POOLS:
+            manifest = json.loads(
+                (results / "features" / encoder / pool / "manifest.json").read_text()
+            )
+            assert manifest["n_images"] > 0 and manifest["info"]["encoder"] == encoder
     baselines = json.loads((results / "metrics" / "baselines.json").read_text())
     assert set(baselines) == {t for t, spec in TASKS.items() if spec.kind != "retrieval"}
     assert "Nothing to be done" in run(["snakemake", "-n"], tiny_run).stdout
@@ -137,7 +145,7 @@ def test_changing_one_task_setting_reruns_only_that_task(tiny_run, tmp_path):
 def test_dvc_repro_matches_snakemake_byte_for_byte(tiny_run, tmp_path):
     work = copy_project(tmp_path / "dvc", TINY)
     run(["dvc", "repro"], work)
-    for folder in ("synthetic", "downloads", "prepared", "metrics"):
+    for folder in ("synthetic", "downloads", "prepared", "metrics", "encoders", "features"):
         assert tree_digest(work / "results" / folder) == tree_digest(
             tiny_run / "results" / folder
         ), folder

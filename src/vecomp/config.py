@@ -57,12 +57,34 @@ def _cross_checks(config: dict) -> list[str]:
     unknown = sorted(set(config.get("tasks", {})) - set(TASKS))
     if unknown:
         problems.append(f"tasks: unknown task(s) {unknown}; valid tasks: {', '.join(TASKS)}")
+    problems += _encoder_checks(config.get("encoders") or {})
     data = config.get("data", {})
     if data.get("source") == "synthetic" and data.get("mirror"):
         problems.append(
             "data.mirror: the synthetic suite is its own mirror; remove data.mirror or set "
             "data.source: official"
         )
+    return problems
+
+
+def _encoder_checks(encoders: dict) -> list[str]:
+    """Encoder types and options exist (checked before any job, not in the job that uses them)."""
+    from .encoders.registry import EncoderSpecError, check_spec
+
+    problems = []
+    for name, spec in encoders.items():
+        if not isinstance(spec, dict):
+            continue  # the schema reports it
+        options = {k: v for k, v in spec.items() if k != "pretrain"}
+        try:
+            check_spec(options)
+        except EncoderSpecError as err:
+            problems.append(f"encoders.{name}: {err}")
+        if "pretrain" in spec and "weights" in spec:
+            problems.append(
+                f"encoders.{name}: has both pretrain and weights; a pretrained encoder's weights "
+                f"are results/encoders/{name} (drop `weights`, or drop `pretrain`)"
+            )
     return problems
 
 

@@ -18,6 +18,9 @@ ARCHIVES = {
     registry.get_file(k).stem: k for k in FILES if registry.get_file(k).is_archive
 }
 SYNTHETIC = DATA["source"] == "synthetic"
+ENCODERS = config["encoders"]
+PRETRAINED = [name for name, spec in ENCODERS.items() if "pretrain" in spec]
+FEATURES = config["features"]
 MIRROR = "results/synthetic/mirror"
 
 
@@ -55,6 +58,14 @@ def download_targets():
     return [raw_path(k) for k in FILES]
 
 
+def encoder_targets():
+    return [f"results/metrics/pretrain/{name}.json" for name in PRETRAINED]
+
+
+def feature_targets():
+    return [store_file(e, p) for e in ENCODERS for p in POOLS]
+
+
 def prepare_targets():
     targets = [p for t in TASKS for p in prepared(t)]
     if CLASSIFICATION_TASKS:
@@ -85,3 +96,33 @@ def prepare_options(settings):
     if "min_answer_count" in settings:
         return f"--min-answer-count {settings['min_answer_count']}"
     return ""
+
+
+# Encoders and their feature stores.
+STORE_FILES = ["manifest.json", "index.parquet", "stats.safetensors"]
+
+
+def store_file(encoder, pool, name="manifest.json"):
+    return f"results/features/{encoder}/{pool}/{name}"
+
+
+def pretrained_weights(name):
+    return f"results/encoders/{name}"
+
+
+def encoder_spec(name):
+    """The spec that builds the encoder: the config entry, with pipeline-made weights."""
+    spec = {k: v for k, v in ENCODERS[name].items() if k != "pretrain"}
+    if name in PRETRAINED:
+        spec["weights"] = pretrained_weights(name)
+    return spec
+
+
+def pretrain_spec(name):
+    return {k: v for k, v in ENCODERS[name]["pretrain"].items() if k != "objective"}
+
+
+def encoder_weights(wildcards):
+    """A pretrained encoder's checkpoint, so pretraining runs before extraction."""
+    name = wildcards.encoder
+    return [pretrained_weights(name)] if name in PRETRAINED else []

@@ -30,8 +30,8 @@ def _load_builtin_types() -> None:
     from . import detector, hf, timm_models  # noqa: F401 - they register themselves
 
 
-def create_encoder(spec: dict):
-    """Build the encoder ``spec["type"]`` with the remaining keys as options."""
+def check_spec(spec: dict) -> tuple[type, dict]:
+    """The encoder class and its options; EncoderSpecError for an unknown type or option."""
     _load_builtin_types()
     options = dict(spec)
     kind = options.pop("type", None)
@@ -47,4 +47,10 @@ def create_encoder(spec: dict):
         raise EncoderSpecError(
             f"encoder type {kind!r} has no option(s) {unknown}; options: {valid}"
         )
+    return cls, options
+
+
+def create_encoder(spec: dict):
+    """Build the encoder ``spec["type"]`` with the remaining keys as options."""
+    cls, options = check_spec(spec)
     return cls(**options).eval()

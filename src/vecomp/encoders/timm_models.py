@@ -59,10 +59,13 @@ class TimmGridEncoder(_TimmEncoder):
 
     family = "grid"
 
-    def __init__(self, model: str, weights: str | None = None, model_kwargs: dict | None = None):
-        net = create_timm_model(model, weights, features_only=True, out_indices=(-1,),
+    def __init__(self, model: str, weights: str | None = None, model_kwargs: dict | None = None,
+                 level: int = -1):  # fmt: skip
+        """``level`` picks the feature map: -1 the last (stride 32), -2 the one before (16)."""
+        net = create_timm_model(model, weights, features_only=True, out_indices=(level,),
                                 **(model_kwargs or {}))  # fmt: skip
         super().__init__(net, net.feature_info.channels()[-1], model, weights)
+        self.preprocessing["level"] = level
 
     def forward(self, images: torch.Tensor) -> EncoderOutput:
         fmap = self.net(images)[-1]  # [B, C, h, w]

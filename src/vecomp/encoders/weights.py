@@ -49,13 +49,25 @@ def from_hub(what: str, hub_id: str) -> Iterator[None]:
         ) from err
 
 
+CHECKPOINT_FILES = {".safetensors", ".bin", ".pth", ".pt"}
+
+
+def _is_checkpoint_file(path: Path) -> bool:
+    """Weights and the config that builds them; not metrics or notes kept beside them."""
+    return path.suffix in CHECKPOINT_FILES or path.name == "config.json"
+
+
 def weights_hash(weights: str | None) -> str:
     """A short content hash of a local checkpoint (folder or file); the spec itself otherwise."""
     if weights is None or weights == "hub" or not Path(weights).exists():
         return str(weights)
     path = Path(weights)
     digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    files = (
+        sorted(p for p in path.rglob("*") if p.is_file() and _is_checkpoint_file(p))
+        if path.is_dir()
+        else [path]
+    )
     for file in files:
         digest.update(file.relative_to(path).as_posix().encode() if path.is_dir() else b"")
         digest.update(file.read_bytes())
