@@ -8,7 +8,7 @@ The project's target on a CPU: pipeline >= 80% of bare (data loading and storage
 
     python bench/extract_throughput.py [--images 512] [--workers 1] [--batch-size 64]
 
-Uses the demo's image pool when `results/prepared/pools/gqa.parquet` exists, else draws one.
+Uses the demo's NLVR2 image pool (2,080 PNGs) when it exists, else draws images.
 Encoders are the demo's mini architectures with random weights (speed does not depend on them).
 """
 
@@ -37,7 +37,7 @@ ENCODERS = {
               "model_kwargs": {"img_size": 64, "patch_size": 8, "embed_dim": 128, "depth": 4,
                                "num_heads": 4}},
 }  # fmt: skip
-DEMO_POOL = Path("results/prepared/pools/gqa.parquet")
+DEMO_POOL = Path("results/prepared/pools/nlvr2.parquet")  # the largest demo pool
 
 
 def image_pool(n: int, folder: Path) -> pd.DataFrame:
