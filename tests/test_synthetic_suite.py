@@ -513,3 +513,22 @@ def test_text_alone_is_near_chance(large, task) -> None:
     assert stats["templates"] == TEMPLATES[task]
     if task == "vqav2":
         assert stats["majority_agrees"] >= 0.97
+
+
+def test_split_sizes_in_any_key_order_give_the_same_suite(tmp_path) -> None:
+    """Configs are dicts: listing the splits in another order must not change the data."""
+    small = {"coco": {"train2014": 6, "val2014": 4}, "flickr30k": {"train": 6, "val": 3, "test": 3},
+             "gqa": {"train": 6, "val": 3, "testdev": 3}}  # fmt: skip
+    reordered = {pool: dict(reversed(list(sizes.items()))) for pool, sizes in small.items()}
+    sums = []
+    for name, images in (("a", small), ("b", reordered)):
+        spec = SuiteSpec.from_dict({"image_size": 16, "images": images,
+                                    "nlvr2_sets": {"test1": 2, "dev": 2, "train": 3}})  # fmt: skip
+        generate(spec, tmp_path / name / "mirror", tmp_path / name / "graphs")
+        sums.append((tmp_path / name / "mirror" / "SHA256SUMS").read_text())
+    assert sums[0] == sums[1]
+
+
+def test_missing_split_size_is_refused() -> None:
+    with pytest.raises(ValueError, match="missing \\['val2014'\\]"):
+        SuiteSpec.from_dict({"images": {"coco": {"train2014": 3}}})

@@ -139,31 +139,32 @@ def _gqa(template, text, answer, space, structural, semantic, full_answer) -> It
     return Item(template, text, answer, space, meta)
 
 
-def gqa_relate_color(scene: Scene) -> list[Item]:
-    """'What color is the <shape> <relation> the <anchor>?' (a two-hop query)."""
-    items = []
+def uniquely_related(scene: Scene, attribute: str):
+    """(anchor, relation, object): the only object with its ``attribute`` value in that
+    relation to the anchor, so "the <value> <relation> the <anchor>" names exactly one object."""
     for anchor in scene.visible:
         for relation in RELATIONS:
-            targets = Counter(o.shape for o in related(scene, relation, anchor))
-            for o in related(scene, relation, anchor):
-                if targets[o.shape] == 1:
-                    text = f"What color is the {o.shape} {relation} the {anchor.name}?"
-                    items.append(_gqa("relColor", text, o.color, tuple(COLORS), "query", "rel",
-                                      f"The {o.shape} is {o.color}."))  # fmt: skip
-    return items
+            others = related(scene, relation, anchor)
+            counts = Counter(getattr(o, attribute) for o in others)
+            yield from ((anchor, relation, o) for o in others if counts[getattr(o, attribute)] == 1)
+
+
+def gqa_relate_color(scene: Scene) -> list[Item]:
+    """'What color is the <shape> <relation> the <anchor>?' (a two-hop query)."""
+    return [
+        _gqa("relColor", f"What color is the {o.shape} {relation} the {anchor.name}?", o.color,
+             tuple(COLORS), "query", "rel", f"The {o.shape} is {o.color}.")
+        for anchor, relation, o in uniquely_related(scene, "shape")
+    ]  # fmt: skip
 
 
 def gqa_relate_shape(scene: Scene) -> list[Item]:
-    items = []
-    for anchor in scene.visible:
-        for relation in RELATIONS:
-            targets = Counter(o.color for o in related(scene, relation, anchor))
-            for o in related(scene, relation, anchor):
-                if targets[o.color] == 1:
-                    text = f"What shape is the {o.color} object {relation} the {anchor.name}?"
-                    items.append(_gqa("relShape", text, o.shape, SHAPES, "query", "rel",
-                                      f"The {o.color} object is a {o.shape}."))  # fmt: skip
-    return items
+    """'What shape is the <colour> object <relation> the <anchor>?'"""
+    return [
+        _gqa("relShape", f"What shape is the {o.color} object {relation} the {anchor.name}?",
+             o.shape, SHAPES, "query", "rel", f"The {o.color} object is a {o.shape}.")
+        for anchor, relation, o in uniquely_related(scene, "color")
+    ]  # fmt: skip
 
 
 def gqa_verify_relation(scene: Scene) -> list[Item]:

@@ -49,7 +49,34 @@ class SuiteSpec:
         spec = dict(spec)
         if "objects_per_image" in spec:
             spec["objects_per_image"] = tuple(spec["objects_per_image"])
+        if "images" in spec:
+            spec["images"] = {pool: in_split_order(pool, sizes)
+                              for pool, sizes in spec["images"].items()}  # fmt: skip
+        if "nlvr2_sets" in spec:
+            spec["nlvr2_sets"] = in_split_order("nlvr2", spec["nlvr2_sets"])
         return cls(**spec)
+
+
+# Each pool's splits in the order they are drawn. A fixed order, not the config's key order, so
+# that the same sizes give the same images however the config happens to list them.
+SPLIT_ORDER = {
+    "coco": ("train2014", "val2014"),
+    "flickr30k": ("train", "val", "test"),
+    "gqa": ("train", "val", "testdev"),
+    "nlvr2": ("train", "dev", "test1"),
+}
+
+
+def in_split_order(pool: str, sizes: dict) -> dict:
+    """``sizes`` re-keyed in the pool's split order; every split must be given."""
+    missing = [s for s in SPLIT_ORDER[pool] if s not in sizes]
+    unknown = [s for s in sizes if s not in SPLIT_ORDER[pool]]
+    if missing or unknown:
+        raise ValueError(
+            f"synthetic pool {pool!r} needs sizes for exactly the splits "
+            f"{list(SPLIT_ORDER[pool])}; missing {missing}, unknown {unknown}"
+        )
+    return {split: sizes[split] for split in SPLIT_ORDER[pool]}
 
 
 # Where each pool's images live inside its archive(s), as in the real downloads.
@@ -194,6 +221,7 @@ class SuiteBuilder:
 def generate(spec: SuiteSpec, mirror: Path, scene_graphs: Path) -> dict:
     """Write the suite atomically: into temporary folders first, renamed into place at the end."""
     started = time.perf_counter()
+    mirror.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".suite-", dir=mirror.parent))
     try:
         builder = SuiteBuilder(spec, staging / "mirror")
@@ -221,7 +249,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mirror", type=Path, required=True, help="output mirror folder")
     parser.add_argument("--scene-graphs", type=Path, required=True, help="output folder")
     args = parser.parse_args(argv)
-    args.mirror.parent.mkdir(parents=True, exist_ok=True)
     stats = generate(SuiteSpec.from_dict(json.loads(args.spec)), args.mirror, args.scene_graphs)
     print(json.dumps(stats))
     return 0

@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+import timm
 import torch
 
 from ...data.synthetic.scenes import COLORS, SHAPES, Scene, render, sample_scene
@@ -202,3 +203,12 @@ def train(model: torch.nn.Module, batch_loss: Callable[[torch.Tensor], torch.Ten
         losses.append(round(sum(epoch) / len(epoch), 5))
     model.eval()
     return losses
+
+
+def save_timm(model: torch.nn.Module, folder, spec: dict, **config) -> None:
+    """timm's own hub format, with the preprocessing the encoder loader will resolve from it."""
+    size = spec["image_size"]
+    data_config = {"input_size": (3, size, size), "mean": MEAN, "std": STD,
+                   "interpolation": "bicubic", "crop_pct": 1.0}  # fmt: skip
+    timm.models.save_for_hf(model, str(folder), data_config=data_config, safe_serialization=True,
+                            **config)  # fmt: skip

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ...data.synthetic.scenes import COLORS, SHAPES, SIZES, Scene
-from .data import MEAN, STD, PretrainSpecError, normalize, resolve_spec, scene_set, seeded, train
+from .data import PretrainSpecError, normalize, resolve_spec, save_timm, scene_set, seeded, train
 
 DEFAULTS = {
     "model": "resnet10t",
@@ -103,21 +103,8 @@ def baselines(targets: torch.Tensor) -> dict:
 
 
 def save(model: torch.nn.Module, folder: Path, spec: dict) -> None:
-    """timm's own hub format with the preprocessing the encoder loader resolves."""
-    size = spec["image_size"]
-    timm.models.save_for_hf(
-        model,
-        str(folder),
-        model_config={"label_names": [f"{kind}:{value}" for kind, value in ATTRIBUTES]},
-        data_config={
-            "input_size": (3, size, size),
-            "mean": MEAN,
-            "std": STD,
-            "interpolation": "bicubic",
-            "crop_pct": 1.0,
-        },
-        safe_serialization=True,
-    )
+    labels = [f"{kind}:{value}" for kind, value in ATTRIBUTES]
+    save_timm(model, folder, spec, model_config={"label_names": labels})
 
 
 def pretrain(spec: dict | None, folder: Path) -> dict:

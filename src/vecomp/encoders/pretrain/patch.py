@@ -38,7 +38,7 @@ from torch import nn
 
 from ...data.synthetic.captions import captions_for
 from ...data.synthetic.scenes import Scene
-from .data import MEAN, STD, PretrainSpecError, normalize, resolve_spec, scene_set, seeded, train
+from .data import PretrainSpecError, normalize, resolve_spec, save_timm, scene_set, seeded, train
 
 DEFAULTS = {
     "model": "vit_tiny_patch16_224",
@@ -160,21 +160,9 @@ def retrieval(model: ImageTextModel, images: torch.Tensor, image_captions: list[
 
 
 def save(vit: nn.Module, folder: Path, spec: dict) -> None:
-    """The ViT alone, in timm's hub format, with the arguments that rebuild its shape."""
-    size = spec["image_size"]
-    timm.models.save_for_hf(
-        vit,
-        str(folder),
-        model_args={"img_size": size, **{k: spec[k] for k in VIT_ARGS}},
-        data_config={
-            "input_size": (3, size, size),
-            "mean": MEAN,
-            "std": STD,
-            "interpolation": "bicubic",
-            "crop_pct": 1.0,
-        },
-        safe_serialization=True,
-    )
+    """The ViT alone, with the arguments that rebuild its shape."""
+    model_args = {"img_size": spec["image_size"], **{k: spec[k] for k in VIT_ARGS}}
+    save_timm(vit, folder, spec, model_args=model_args)
 
 
 def pretrain(spec: dict | None, folder: Path) -> dict:
