@@ -151,3 +151,16 @@ def test_dvc_repro_matches_snakemake_byte_for_byte(tiny_run, tmp_path):
         ), folder
     assert "up to date" in run(["dvc", "status"], work).stdout
     assert "Nothing to be done" in run(["snakemake", "-n"], work).stdout
+
+
+@pytest.mark.slow
+def test_editing_package_code_reruns_exactly_the_jobs_that_run_it(tiny_run):
+    baselines = tiny_run / "src" / "vecomp" / "data" / "baselines.py"
+    original = baselines.read_text()
+    try:
+        baselines.write_text(original + "\n# an edit\n")
+        planned = planned_jobs(run(["snakemake", "-n"], tiny_run).stdout)
+        assert planned == {("baselines", ""), ("all", "")}
+    finally:
+        baselines.write_text(original)
+    assert "Nothing to be done" in run(["snakemake", "-n"], tiny_run).stdout

@@ -11,6 +11,7 @@ rule generate_synthetic:
     conda:
         "../../envs/vecomp.yaml"
     params:
+        code=code_hash("synthetic"),
         spec=json.dumps(DATA["synthetic"], sort_keys=True),
         mirror=lambda w, output: os.path.dirname(output.sums),
         graphs=lambda w, output: os.path.dirname(output.graphs[0]),
@@ -64,6 +65,8 @@ rule index_pool:
     conda:
         "../../envs/vecomp.yaml"
     threads: 4
+    params:
+        code=code_hash("pools"),
     shell:
         "vecomp index-pool --pool {wildcards.pool} --images {input} --out {output}"
         " --threads {threads} > {log} 2>&1"
@@ -80,6 +83,7 @@ rule prepare:
     conda:
         "../../envs/vecomp.yaml"
     params:
+        code=code_hash("prepare"),
         files=lambda w: " ".join(f"--file {k}={p}" for k, p in task_files(w).items()),
         options=lambda w: prepare_options(config["tasks"][w.task]),
         on_bad=DATA["on_bad_records"],
@@ -100,6 +104,7 @@ rule baselines:
     conda:
         "../../envs/vecomp.yaml"
     params:
+        code=code_hash("baselines"),
         folders=lambda w, input: [os.path.dirname(p) for p in input],
     shell:
         "vecomp baselines --prepared {params.folders} --out {output} > {log} 2>&1"

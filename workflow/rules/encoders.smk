@@ -11,6 +11,7 @@ rule pretrain_encoder:
         "../../envs/vecomp.yaml"
     threads: 2
     params:
+        code=code_hash("pretrain"),
         objective=lambda w: ENCODERS[w.encoder]["pretrain"]["objective"],
         spec=lambda w: json.dumps(pretrain_spec(w.encoder), sort_keys=True),
     shell:

@@ -16,6 +16,7 @@ rule extract_features:
     resources:
         gpu=FEATURES["gpus"],
     params:
+        code=code_hash("features"),
         spec=lambda w: json.dumps(encoder_spec(w.encoder), sort_keys=True),
         folder=lambda w, output: os.path.dirname(output[0]),
         batch_size=FEATURES["batch_size"],
