@@ -9,7 +9,7 @@ referring expression such as "the red circle" always names one object.
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from PIL import Image, ImageDraw
 
@@ -51,7 +51,6 @@ class Scene:
     image_id: str
     objects: tuple[SceneObject, ...]
     occluder: tuple[float, float, float, float] | None = None  # (x0, y0, x1, y1) fractions
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def visible(self) -> tuple[SceneObject, ...]:
