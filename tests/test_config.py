@@ -90,3 +90,14 @@ def test_all_problems_are_reported_at_once():
     config["data"]["synthetic"]["seed"] = "x"
     message = str(pytest.raises(ConfigError, validate_config, config, SCHEMA).value)
     assert "data.on_bad_records" in message and "data.synthetic.seed" in message
+
+
+def test_synthetic_suite_defaults_match_the_schema_defaults():
+    """SuiteSpec() (used by the generator and tests) must be what an empty config asks for."""
+    from dataclasses import asdict
+
+    from vecomp.data.synthetic.suite import SuiteSpec
+
+    filled = validate_config({"tasks": {"gqa": {}}, "data": {}}, SCHEMA)["data"]["synthetic"]
+    code = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(SuiteSpec()).items()}
+    assert filled == code

@@ -7,7 +7,6 @@ real zips), plain files as the file itself.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -25,19 +24,7 @@ from vecomp.data.parsers.nlvr2 import group_id, pair_images
 from vecomp.data.parsers.vqav2 import val_half
 from vecomp.data.registry import FILES, TASKS, UnknownNameError
 
-
-def _write_json(path: Path, obj) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj), encoding="utf-8")
-    return path
-
-
-def _write_lines(path: Path, lines: list) -> Path:
-    """One line per entry: dicts as JSON, strings verbatim (for broken lines)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join((json.dumps(x) if isinstance(x, dict) else x) + "\n" for x in lines)
-    path.write_text(text, encoding="utf-8")
-    return path
+from .fixture_files import write_json, write_lines
 
 
 def _where(parsed: Parsed) -> dict[str, Problem]:
@@ -90,7 +77,7 @@ def _vqa_files(tmp_path: Path, train_q, train_a, val_q, val_a) -> dict[str, Path
     files = {}
     for key, (name, content) in layout.items():
         folder = tmp_path / key.removesuffix(".zip")
-        _write_json(folder / name, content)
+        write_json(folder / name, content)
         files[key] = folder
     return files
 
@@ -263,7 +250,7 @@ def _gqa_question(image: str, question: str, answer: str, detailed: str = "relS"
 def _gqa_files(tmp_path: Path, splits: dict[str, dict]) -> dict[str, Path]:
     folder = tmp_path / "gqa" / "questions1.2"
     for name, questions in splits.items():
-        _write_json(folder / f"{name}_balanced_questions.json", questions)
+        write_json(folder / f"{name}_balanced_questions.json", questions)
     return {"gqa/questions1.2.zip": folder}
 
 
@@ -337,7 +324,7 @@ def test_gqa_missing_split_file_is_a_format_error(gqa_files) -> None:
 def test_gqa_question_file_that_is_a_list_is_a_format_error(tmp_path: Path) -> None:
     """Regression: a top-level JSON list used to crash with AttributeError."""
     files = _gqa_files(tmp_path, {"train": {}, "val": {}, "testdev": {}})
-    _write_json(files["gqa/questions1.2.zip"] / "train_balanced_questions.json", [{"a": 1}])
+    write_json(files["gqa/questions1.2.zip"] / "train_balanced_questions.json", [{"a": 1}])
     with pytest.raises(FormatError, match="train_balanced_questions.json"):
         get_parser("gqa")(files)
 
@@ -365,13 +352,13 @@ def _nlvr2_row(identifier: str, label, sentence: str = "There are two dogs.", **
 @pytest.fixture
 def nlvr2_files(tmp_path: Path) -> dict[str, Path]:
     root = tmp_path / "nlvr2"
-    train = _write_lines(root / "train.json", [
+    train = write_lines(root / "train.json", [
         _nlvr2_row("train-10171-0-0", "True", directory="71"),
         '{"identifier": "train-10171-1-0", "sentence": ',  # cut-off line
         "",  # blank lines are skipped but still counted
         _nlvr2_row("train-10171-1-0", "False", directory="71"),
     ])  # fmt: skip
-    dev = _write_lines(root / "dev.json", [
+    dev = write_lines(root / "dev.json", [
         _nlvr2_row("dev-850-0-3", "True", "One image shows exactly two brown acorns."),
         _nlvr2_row("dev-850-1-3", "False", "One image shows exactly two brown acorns."),
         _nlvr2_row("dev-850-2-3", "maybe"),
@@ -379,7 +366,7 @@ def nlvr2_files(tmp_path: Path) -> dict[str, Path]:
         {"identifier": "dev-851-0-0", "label": "True"},  # no sentence
         {**_nlvr2_row("dev-852-0-0", "True"), "identifier": "dev852-0"},
     ])  # fmt: skip
-    test = _write_lines(root / "test1.json", [
+    test = write_lines(root / "test1.json", [
         _nlvr2_row("test1-0-1-0", "False"),
         "[1, 2]",
     ])  # fmt: skip
@@ -433,7 +420,7 @@ def test_nlvr2_malformed_records_become_problems(nlvr2_files) -> None:
 
 
 def test_read_jsonl_counts_blank_lines(tmp_path: Path) -> None:
-    path = _write_lines(tmp_path / "x.jsonl", [{"a": 1}, "", "  ", "oops", {"b": 2}])
+    path = write_lines(tmp_path / "x.jsonl", [{"a": 1}, "", "  ", "oops", {"b": 2}])
     assert [(n, r, e is None) for n, r, e in read_jsonl(path)] == [
         (1, {"a": 1}, True), (4, None, False), (5, {"b": 2}, True),
     ]  # fmt: skip
@@ -480,7 +467,7 @@ def snli_files(tmp_path: Path) -> dict[str, Path]:
         ],
     }  # fmt: skip
     return {
-        f"snli_ve/snli_ve_{split}.jsonl": _write_lines(root / f"snli_ve_{split}.jsonl", rows)
+        f"snli_ve/snli_ve_{split}.jsonl": write_lines(root / f"snli_ve_{split}.jsonl", rows)
         for split, rows in files.items()
     }
 
@@ -503,12 +490,12 @@ def test_snli_ve_records(snli_files) -> None:
 def test_snli_ve_flickr_id_becomes_a_string(tmp_path: Path) -> None:
     root = tmp_path / "snli_ve"
     files = {
-        f"snli_ve/snli_ve_{s}.jsonl": _write_lines(root / f"snli_ve_{s}.jsonl", [])
+        f"snli_ve/snli_ve_{s}.jsonl": write_lines(root / f"snli_ve_{s}.jsonl", [])
         for s in ("dev", "test")
     }
     row = _snli_row("x", "A dog.", "neutral", "p")
     row["Flickr30K_ID"] = 1000092795
-    files["snli_ve/snli_ve_train.jsonl"] = _write_lines(root / "snli_ve_train.jsonl", [row])
+    files["snli_ve/snli_ve_train.jsonl"] = write_lines(root / "snli_ve_train.jsonl", [row])
     assert get_parser("snli_ve")(files).records["train"][0]["image_id"] == "1000092795"
 
 
@@ -572,8 +559,8 @@ def karpathy_files(tmp_path: Path) -> dict[str, Path]:
         _karpathy_image("test", "1007129816.jpg", [3]),
         {k: v for k, v in _karpathy_image("test", "x.jpg", [4]).items() if k != "filename"},
     ]
-    _write_json(folder / "dataset_coco.json", {"images": coco, "dataset": "coco"})
-    _write_json(folder / "dataset_flickr30k.json", {"images": flickr, "dataset": "flickr30k"})
+    write_json(folder / "dataset_coco.json", {"images": coco, "dataset": "coco"})
+    write_json(folder / "dataset_flickr30k.json", {"images": flickr, "dataset": "flickr30k"})
     return {"karpathy/caption_datasets.zip": folder}
 
 

@@ -18,6 +18,8 @@ from vecomp.data import prepare as prep
 from vecomp.data.pools import DuplicateImageError, index_pool
 from vecomp.data.prepare import BadRecordsError, prepare
 
+from .fixture_files import write_json, write_lines
+
 TRUNCATED = "OSError: image file is truncated"
 
 
@@ -35,18 +37,6 @@ def make_pool(images: dict[str, str | None]) -> pd.DataFrame:
         "height": [0 if images[i] else 48 for i in ids],
         "error": pd.Series([images[i] for i in ids], dtype=object),
     })  # fmt: skip
-
-
-def _write_json(path: Path, obj) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj), encoding="utf-8")
-    return path
-
-
-def _write_lines(path: Path, rows: list) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
-    return path
 
 
 # =============================================================================== VQAv2
@@ -103,8 +93,8 @@ def vqa_files(tmp_path: Path, train=VQA_TRAIN, val=VQA_VAL) -> dict[str, Path]:
         )
         files[qkey] = tmp_path / qkey.removesuffix(".zip")
         files[akey] = tmp_path / akey.removesuffix(".zip")
-        _write_json(files[qkey] / f"v2_OpenEnded_mscoco_{sub}_questions.json", questions)
-        _write_json(files[akey] / f"v2_mscoco_{sub}_annotations.json", annotations)
+        write_json(files[qkey] / f"v2_OpenEnded_mscoco_{sub}_questions.json", questions)
+        write_json(files[akey] / f"v2_mscoco_{sub}_annotations.json", annotations)
     return files
 
 
@@ -175,7 +165,7 @@ def gqa_files(tmp_path: Path) -> dict[str, Path]:
         "testdev": {"d1": _gqa("d", "yes"), "d2": _gqa("d", "cup"), "d3": _gqa("d", "Yes")},
     }  # fmt: skip
     for name, questions in splits.items():
-        _write_json(folder / f"{name}_balanced_questions.json", questions)
+        write_json(folder / f"{name}_balanced_questions.json", questions)
     return {"gqa/questions1.2.zip": folder}
 
 
@@ -207,7 +197,7 @@ def nlvr2_files(tmp_path: Path, dev_rows=None) -> dict[str, Path]:
         "dev": dev_rows or [_nlvr2("dev-5-0-2", "False"), _nlvr2("dev-5-1-2", "True")],
         "test1": [_nlvr2("test1-7-0-0", "True")],
     }
-    return {f"nlvr2/{s}.json": _write_lines(root / f"{s}.json", r) for s, r in rows.items()}
+    return {f"nlvr2/{s}.json": write_lines(root / f"{s}.json", r) for s, r in rows.items()}
 
 
 def _nlvr2_images(*stems: str) -> dict[str, str | None]:
@@ -246,7 +236,7 @@ def snli_files(tmp_path: Path, rows=None) -> dict[str, Path]:
     rows = rows or SNLI_ROWS
     root = tmp_path / "snli_ve"
     return {
-        f"snli_ve/snli_ve_{s}.jsonl": _write_lines(root / f"snli_ve_{s}.jsonl", r)
+        f"snli_ve/snli_ve_{s}.jsonl": write_lines(root / f"snli_ve_{s}.jsonl", r)
         for s, r in rows.items()
     }
 
@@ -268,7 +258,7 @@ def test_retrieval_task_has_no_labels(tmp_path) -> None:
         {"filename": f"{i}.jpg", "split": split, "sentences": [{"raw": f"cap {i}", "sentid": i}]}
         for i, split in enumerate(["train", "val", "test"])
     ]
-    _write_json(folder / "dataset_flickr30k.json", {"images": images})
+    write_json(folder / "dataset_flickr30k.json", {"images": images})
     files = {"karpathy/caption_datasets.zip": folder}
     tables, labels, report = prepare("flickr30k_retrieval", files,
                                      make_pool({"0": None, "1": None, "2": None}))  # fmt: skip

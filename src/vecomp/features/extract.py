@@ -60,8 +60,10 @@ def _collate(items):
 
 
 def device_and_autocast(device: str) -> tuple[torch.device, torch.autocast | None]:
-    chosen = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                          "cpu" if device == "auto" else device)  # fmt: skip
+    """``auto`` picks a GPU when there is one; on a GPU the forward runs under bf16 autocast."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    chosen = torch.device(device)
     if chosen.type == "cuda":
         return chosen, torch.autocast("cuda", dtype=torch.bfloat16)
     return chosen, None
