@@ -18,11 +18,15 @@ wildcard_constraints:
     archive=alternatives(ARCHIVES),
     pool=alternatives(POOLS),
     encoder=alternatives(ENCODERS),
+    subset=r"[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*",
+    seed=r"\d+",
+    vedrop=r"[0-9.]+",
 
 
 include: "workflow/rules/data.smk"
 include: "workflow/rules/encoders.smk"
 include: "workflow/rules/features.smk"
+include: "workflow/rules/fusion.smk"
 
 
 rule all:
@@ -31,3 +35,4 @@ rule all:
         rules.prepared.input,
         rules.encoders.input,
         rules.features.input,
+        rules.sweep.input,

@@ -56,7 +56,7 @@ def test_every_schema_key_has_a_description():
     ("edit", "message"),
     [
         (lambda c: c.update(taks={}),
-         "(top level): unknown key(s) ['taks']; allowed: data, encoders, features, tasks"),
+         "(top level): unknown key(s) ['taks']; allowed: data, encoders, features, model, sweep,"),
         (lambda c: c["tasks"].update(vqa={}), "unknown task(s) ['vqa']; valid tasks: vqav2, gqa"),
         (lambda c: c["tasks"].update(gqa={"min_answer_count": 3}),
          "tasks.gqa: unknown key(s) ['min_answer_count']"),

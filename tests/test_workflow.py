@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -128,24 +129,59 @@ def test_tiny_run_prepares_every_task_and_extracts_every_store(tiny_run):
 
 
 @pytest.mark.slow
+def test_tiny_run_trains_the_whole_sweep_and_collects_it(tiny_run):
+    results = tiny_run / "results"
+    runs = sorted(results.glob("runs/*/*/*/metrics.json"))
+    assert len(runs) == len(TASKS) * (7 + 1)  # 7 subsets, plus VE-dropout on all three
+    assert not list(results.glob("runs/**/resume.pt"))
+    table = pd.read_csv(results / "tables" / "runs.csv")
+    assert set(table.task) == set(TASKS) and table.encoders.nunique() == 7
+    masked = pd.read_csv(results / "tables" / "masked.csv")
+    full = masked[masked.encoders == "grid+patch+region"]
+    assert full.groupby(["task", "seed", "ve_dropout"]).kept.nunique().eq(7).all()
+    summary = json.loads((results / "metrics" / "sweep.json").read_text())
+    assert set(summary) == set(TASKS)
+    assert summary["coco_retrieval"]["grid"]["rsum"]["seeds"] == 1
+
+
+@pytest.mark.slow
+def test_changing_one_task_training_setting_reruns_only_its_runs(tiny_run, tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    config["tasks"]["gqa"]["train"] = {"epochs": 1}
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    planned = planned_jobs(run(["snakemake", "-n", "--configfile", str(changed)], tiny_run).stdout)
+    trained = {w for rule, w in planned if rule == "train_fusion"}
+    assert len(trained) == 8 and all(w.startswith("task=gqa,") for w in trained)
+    assert {rule for rule, _ in planned} == {"train_fusion", "collect_runs", "all"}
+
+
+@pytest.mark.slow
 def test_changing_one_task_setting_reruns_only_that_task(tiny_run, tmp_path):
     config = yaml.safe_load(TINY.read_text())
     config["tasks"]["vqav2"]["min_answer_count"] = 3
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(config))
     result = run(["snakemake", "-n", "--configfile", str(changed)], tiny_run)
-    assert planned_jobs(result.stdout) == {
+    planned = planned_jobs(result.stdout)
+    assert {job for job in planned if job[0] != "train_fusion"} == {
         ("prepare", "task=vqav2"),
         ("baselines", ""),
+        ("encode_text", "task=vqav2"),
+        ("collect_runs", ""),
         ("all", ""),
     }
+    trained = {w for rule, w in planned if rule == "train_fusion"}
+    assert len(trained) == 8 and all(w.startswith("task=vqav2,") for w in trained)
 
 
 @pytest.mark.slow
 def test_dvc_repro_matches_snakemake_byte_for_byte(tiny_run, tmp_path):
     work = copy_project(tmp_path / "dvc", TINY)
     run(["dvc", "repro"], work)
-    for folder in ("synthetic", "downloads", "prepared", "metrics", "encoders", "features"):
+    folders = ("synthetic", "downloads", "prepared", "metrics", "encoders", "features", "text",
+               "runs", "tables")  # fmt: skip
+    for folder in folders:
         assert tree_digest(work / "results" / folder) == tree_digest(
             tiny_run / "results" / folder
         ), folder

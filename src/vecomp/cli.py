@@ -20,6 +20,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "baselines": ("vecomp.data.baselines", "chance, majority and text-only baselines"),
     "pretrain": ("vecomp.encoders.pretrain", "pretrain a mini encoder on synthetic scenes"),
     "extract-features": ("vecomp.features.extract", "encode an image pool into a feature store"),
+    "encode-text": ("vecomp.fusion.text", "cache a task's texts through the language encoder"),
+    "train": ("vecomp.fusion.train", "train and evaluate one fusion run of the sweep"),
+    "collect": ("vecomp.analysis.collect", "gather the sweep's runs into tables"),
 }
 
 

@@ -58,12 +58,26 @@ def _cross_checks(config: dict) -> list[str]:
     if unknown:
         problems.append(f"tasks: unknown task(s) {unknown}; valid tasks: {', '.join(TASKS)}")
     problems += _encoder_checks(config.get("encoders") or {})
+    problems += _model_checks(config.get("model") or {}, config.get("encoders") or {})
     data = config.get("data", {})
     if data.get("source") == "synthetic" and data.get("mirror"):
         problems.append(
             "data.mirror: the synthetic suite is its own mirror; remove data.mirror or set "
             "data.source: official"
         )
+    return problems
+
+
+def _model_checks(model: dict, encoders: dict) -> list[str]:
+    problems = []
+    unknown = sorted(set(model.get("pool_grid") or {}) - set(encoders))
+    if unknown:
+        problems.append(
+            f"model.pool_grid: {unknown} are not configured encoders; use one of {sorted(encoders)}"
+        )
+    width, heads = model.get("width"), model.get("heads")
+    if isinstance(width, int) and isinstance(heads, int) and heads > 0 and width % heads:
+        problems.append(f"model.heads: {heads} heads do not divide model.width {width}")
     return problems
 
 

@@ -9,6 +9,14 @@ import re
 
 from vecomp.config import validate_config
 from vecomp.data import registry
+from vecomp.fusion.sweep import (
+    RUN_FILES,
+    RUN_FOLDER,
+    RUN_LOG,
+    run_folders,
+    sweep_table,
+    train_settings,
+)
 
 validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
@@ -24,6 +32,11 @@ ENCODERS = config["encoders"]
 PRETRAINED = [name for name, spec in ENCODERS.items() if "pretrain" in spec]
 FEATURES = config["features"]
 MIRROR = "results/synthetic/mirror"
+TEXT = config["text"]
+MODEL = config["model"]
+TRAIN = config["train"]
+SWEEP = sweep_table(TASKS, ENCODERS, config["sweep"]) if ENCODERS else None
+RUNS = run_folders(SWEEP) if ENCODERS else []
 
 
 # The package code each rule runs. Its content hash is a param of the rule, so editing the code
@@ -37,9 +50,9 @@ CODE = {
         "src/vecomp/data/parsers/*.py",
         "src/vecomp/data/prepare.py",
         "src/vecomp/data/registry.py",
-        "src/vecomp/metrics/*.py",
+        "src/vecomp/metrics/vqa.py",
     ],
-    "baselines": ["src/vecomp/data/baselines.py", "src/vecomp/metrics/*.py"],
+    "baselines": ["src/vecomp/data/baselines.py", "src/vecomp/metrics/vqa.py"],
     "pretrain": [
         "src/vecomp/encoders/**/*.py",
         "src/vecomp/data/synthetic/scenes.py",
@@ -48,6 +61,14 @@ CODE = {
         "src/vecomp/data/synthetic/words.py",
     ],
     "features": ["src/vecomp/encoders/*.py", "src/vecomp/features/*.py"],
+    "text": ["src/vecomp/fusion/text.py", "src/vecomp/encoders/weights.py"],
+    "fusion": [
+        "src/vecomp/fusion/*.py",
+        "src/vecomp/features/store.py",
+        "src/vecomp/metrics/*.py",
+        "src/vecomp/data/registry.py",
+    ],
+    "collect": ["src/vecomp/analysis/collect.py"],
 }
 
 
@@ -141,8 +162,24 @@ def prepare_options(settings):
 STORE_FILES = ["manifest.json", "index.parquet", "stats.safetensors"]
 
 
+def store_folder(encoder, pool):
+    return f"results/features/{encoder}/{pool}"
+
+
 def store_file(encoder, pool, name="manifest.json"):
-    return f"results/features/{encoder}/{pool}/{name}"
+    return f"{store_folder(encoder, pool)}/{name}"
+
+
+def task_pool(task):
+    return registry.get_task(task).pool
+
+
+# Text stores and the sweep.
+TEXT_FILES = ["texts.safetensors", "texts.parquet", "info.json"]
+
+
+def text_file(task, name="texts.safetensors"):
+    return f"results/text/{task}/{name}"
 
 
 def pretrained_weights(name):

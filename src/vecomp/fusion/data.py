@@ -1,0 +1,239 @@
+"""Batches for the fusion model: prepared task tables + the text store + feature stores.
+
+A batch is a dict ``{"text": {tokens, mask}, "visual": {encoder: {tokens, boxes, mask}},
+"targets": ...}``; NLVR2 batches add ``"visual_2"`` (the second image of each pair). Visual tokens
+are normalised with each store's statistics; ``pool_grid[encoder] = g`` average-pools that
+encoder's spatial tokens into at most ``g x g`` cells by box centre (tokens covering the whole
+image, such as a ViT's CLS, are kept as they are).
+
+Retrieval trains on (caption, image) pairs, each positive followed by ``negatives`` pairs with a
+random other image, redrawn each epoch from the run's generator.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from ..data.registry import get_task
+from ..errors import VecompError
+from ..features.store import FeatureStore
+from .text import TextStore
+
+WHOLE_IMAGE = 0.98  # a token whose box covers this much of the image is not spatial
+SPLITS = ("train", "dev", "test")
+IMAGE_COLUMNS = ("image_id", "image_id_2")  # the second image of an NLVR2 pair
+
+
+class TaskDataError(VecompError):
+    pass
+
+
+def pool_tokens(block: dict[str, torch.Tensor], grid: int) -> dict[str, torch.Tensor]:
+    """Average the spatial tokens of each image into at most ``grid x grid`` cells."""
+    tokens, boxes, mask = block["tokens"], block["boxes"], block["mask"]
+    batch, _, dim = tokens.shape
+    area = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+    spatial = mask & (area < WHOLE_IMAGE)
+    fixed = mask & ~spatial
+    centre = (boxes[..., :2] + boxes[..., 2:]) / 2
+    cell_xy = (centre * grid).long().clamp(0, grid - 1)
+    cell = torch.where(spatial, cell_xy[..., 1] * grid + cell_xy[..., 0], grid * grid)
+    slots = grid * grid + 1  # the last slot collects non-spatial tokens and padding
+    sums = torch.zeros(batch, slots, dim).scatter_add_(
+        1, cell[..., None].expand(-1, -1, dim), tokens
+    )
+    counts = torch.zeros(batch, slots).scatter_add_(1, cell, spatial.float())
+    lows = torch.ones(batch, slots, 2).scatter_reduce_(
+        1, cell[..., None].expand(-1, -1, 2), boxes[..., :2], "amin"
+    )
+    highs = torch.zeros(batch, slots, 2).scatter_reduce_(
+        1, cell[..., None].expand(-1, -1, 2), boxes[..., 2:], "amax"
+    )
+    pooled = sums[:, :-1] / counts[:, :-1, None].clamp_min(1)
+    pooled_boxes = torch.cat([lows[:, :-1], highs[:, :-1]], dim=-1)
+    occupied = counts[:, :-1] > 0
+    n_fixed = int(fixed.sum(1).max())
+    order = torch.argsort((~fixed).int(), dim=1, stable=True)[:, :n_fixed]
+    take = order[..., None]
+    return {
+        "tokens": torch.cat([tokens.gather(1, take.expand(-1, -1, dim)), pooled], dim=1),
+        "boxes": torch.cat([boxes.gather(1, take.expand(-1, -1, 4)), pooled_boxes], dim=1),
+        "mask": torch.cat([fixed.gather(1, order), occupied], dim=1),
+    }
+
+
+class VisualSource:
+    """The selected encoders' tokens for a set of images, normalised, pooled and held in memory.
+
+    Every image is read from its stores once, at construction; a batch is then an index into
+    one padded fp16 tensor per encoder, so data loading costs little next to training.
+    """
+
+    CHUNK = 512  # images read from a store at a time
+
+    def __init__(
+        self, stores: dict[str, Path], image_ids, pool_grid: dict[str, int] | None = None
+    ) -> None:
+        pool_grid = pool_grid or {}
+        opened = {name: FeatureStore(path, in_memory=True) for name, path in stores.items()}
+        self.dims = {name: store.dim for name, store in opened.items()}
+        self.image_ids = [i for i in dict.fromkeys(image_ids) if _in_all(opened, i)]
+        self.rows = {image_id: row for row, image_id in enumerate(self.image_ids)}
+        self.blocks = {
+            name: _load_pooled(store, self.image_ids, pool_grid.get(name), self.CHUNK)
+            for name, store in opened.items()
+        }
+
+    def has(self, image_id: str) -> bool:
+        return image_id in self.rows
+
+    def batch(self, image_ids) -> dict[str, dict[str, torch.Tensor]]:
+        rows = torch.tensor([self.rows[i] for i in image_ids])
+        return {
+            name: {
+                "tokens": block["tokens"][rows].float(),
+                "boxes": block["boxes"][rows],
+                "mask": block["mask"][rows],
+            }
+            for name, block in self.blocks.items()
+        }
+
+
+def _in_all(stores: dict[str, FeatureStore], image_id: str) -> bool:
+    return all(image_id in store for store in stores.values())
+
+
+def _load_pooled(store: FeatureStore, image_ids: list[str], grid: int | None, chunk: int) -> dict:
+    """All images of one store, normalised (and pooled), padded to the longest: fp16 tokens."""
+    parts = []
+    for start in range(0, len(image_ids), chunk):
+        block = store.get_batch(image_ids[start : start + chunk], normalize=True)
+        parts.append(pool_tokens(block, grid) if grid else block)
+    longest = max(p["mask"].shape[1] for p in parts)
+
+    def padded(key, dtype):
+        return torch.cat(
+            [F.pad(p[key], (0, 0, 0, longest - p[key].shape[1])) if p[key].dim() == 3
+             else F.pad(p[key], (0, longest - p[key].shape[1])) for p in parts]
+        ).to(dtype)  # fmt: skip
+
+    return {
+        "tokens": padded("tokens", torch.float16),
+        "boxes": padded("boxes", torch.float32),
+        "mask": padded("mask", torch.bool),
+    }
+
+
+class TaskData:
+    """One task's splits with the means to batch them for the fusion model."""
+
+    def __init__(
+        self,
+        task: str,
+        prepared: Path,
+        text_store: Path,
+        stores: dict[str, Path],
+        pool_grid: dict[str, int] | None = None,
+        negatives: int = 1,
+    ) -> None:
+        self.task = get_task(task)
+        self.negatives = negatives
+        self.kind = self.task.kind
+        self.prepared = Path(prepared)
+        self.text = TextStore(text_store)
+        self.visual = VisualSource(stores, self._image_ids(), pool_grid)
+        self.labels = json.loads((self.prepared / "labels.json").read_text())["labels"]
+        self.splits: dict[str, pd.DataFrame] = {}
+        self.dropped: dict[str, int] = {}
+
+    def _image_ids(self) -> list[str]:
+        ids = []
+        for split in SPLITS:
+            frame = pd.read_parquet(self.prepared / f"{split}.parquet")
+            ids += [i for c in IMAGE_COLUMNS if c in frame for i in frame[c]]
+        return ids
+
+    def split(self, name: str) -> pd.DataFrame:
+        """A split's rows whose images every selected store holds (others counted in dropped)."""
+        if name not in self.splits:
+            frame = pd.read_parquet(self.prepared / f"{name}.parquet")
+            ok = np.ones(len(frame), dtype=bool)
+            for column in (c for c in IMAGE_COLUMNS if c in frame):
+                ok &= frame[column].map(self.visual.has).to_numpy(dtype=bool)
+            if not ok.any():
+                raise TaskDataError(
+                    f"{self.task.name}/{name}: no sample has features in every selected store; "
+                    "extract the features of this task's image pool first"
+                )
+            self.dropped[name] = int((~ok).sum())
+            self.splits[name] = frame[ok].reset_index(drop=True)
+        return self.splits[name]
+
+    # ------------------------------------------------------------------ batches
+    def batches(
+        self, split: str, batch_size: int, generator: torch.Generator | None = None
+    ) -> Iterator[dict]:
+        """Batches of a split, shuffled when a generator is given (training)."""
+        frame = self.split(split)
+        if self.kind == "retrieval":
+            frame = self._matching_pairs(frame, generator)
+        order = torch.randperm(len(frame), generator=generator) if generator else None
+        rows = frame if order is None else frame.iloc[order.numpy()]
+        for start in range(0, len(rows), batch_size):
+            yield self.collate(rows.iloc[start : start + batch_size])
+
+    def collate(self, rows: pd.DataFrame) -> dict:
+        batch = {
+            "text": self.text.get_batch(self.text.rows_of(rows["text"])),
+            "visual": self.visual.batch(list(rows["image_id"])),
+            "targets": TARGETS[self.kind](self, rows),
+        }
+        if "image_id_2" in rows:
+            batch["visual_2"] = self.visual.batch(list(rows["image_id_2"]))
+        return batch
+
+    def _matching_pairs(self, frame: pd.DataFrame, generator) -> pd.DataFrame:
+        positives = frame.assign(match=1.0)
+        if generator is None:
+            return positives
+        images = frame["image_id"].unique()
+        negatives = []
+        for _ in range(self.negatives):
+            pick = torch.randint(len(images) - 1, (len(frame),), generator=generator).numpy()
+            own = pd.Index(images).get_indexer(frame["image_id"])
+            other = images[pick + (pick >= own)]  # any image but the caption's own
+            negatives.append(frame.assign(image_id=other, match=0.0))
+        return pd.concat([positives, *negatives], ignore_index=True)
+
+
+def _soft_targets(data: TaskData, rows: pd.DataFrame) -> torch.Tensor:
+    targets = torch.zeros(len(rows), len(data.labels))
+    for i, (ids, scores) in enumerate(zip(rows["target_ids"], rows["target_scores"], strict=True)):
+        targets[i, torch.tensor(np.asarray(ids), dtype=torch.long)] = torch.tensor(
+            np.asarray(scores), dtype=torch.float32
+        )
+    return targets
+
+
+def _class_targets(data: TaskData, rows: pd.DataFrame) -> torch.Tensor:
+    return torch.tensor(rows["label"].to_numpy(), dtype=torch.long)
+
+
+def _match_targets(data: TaskData, rows: pd.DataFrame) -> torch.Tensor:
+    matches = rows["match"].to_numpy() if "match" in rows else np.ones(len(rows))
+    return torch.tensor(matches, dtype=torch.float32)
+
+
+TARGETS = {
+    "vqa": _soft_targets,
+    "classification": _class_targets,
+    "pair": _class_targets,
+    "retrieval": _match_targets,
+}

@@ -1,0 +1,352 @@
+"""Train and evaluate one run of the sweep: (task, encoder subset, seed, VE-dropout).
+
+AdamW with linear warm-up and linear decay, gradient clipping, bf16 autocast on a GPU and fp32
+on the CPU. Every random draw (initialisation, shuffling, dropout, VE-dropout, negatives) comes
+from the run's seed, so a CPU rerun gives identical metrics. After each epoch the model is
+evaluated on dev (model selection by the task's headline metric) and the complete training
+state is saved to ``resume.pt``; a killed run started again continues from there and ends
+exactly as an uninterrupted one. A NaN or infinite loss stops the run naming the epoch, step
+and samples.
+
+Outputs (all written at the end, atomically): ``metrics.json`` (dev and test metrics of the
+selected model, history, timings), ``predictions.parquet`` (test), ``masked.csv`` (test metrics
+with every subset of the run's encoders masked: one tidy row per kept subset and metric) and
+``checkpoint.pt`` (the selected weights with their model config, training settings, seed, and
+code and library versions: everything needed to rebuild the model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .. import __version__
+from ..errors import VecompError
+from ..io import atomic_path, write_json
+from .data import TaskData
+from .evaluate import HEADLINE, evaluate, kept_subsets
+from .heads import RetrievalModel, build_task_model
+from .model import FusionConfig
+
+RESUME = "resume.pt"
+
+
+class TrainingDivergedError(VecompError):
+    pass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 6
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.1  # fraction of all steps
+    clip_norm: float = 1.0
+    negatives: int = 1  # retrieval: negative images per positive caption
+    eval_batch_size: int = 256
+    rerank_top_k: int | None = None  # retrieval: rerank only each query's top k
+    device: str = "auto"
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise VecompError(f"unknown training settings {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Run:
+    task: str
+    encoders: tuple[str, ...]
+    seed: int
+    ve_dropout: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}/{'+'.join(self.encoders)}/seed{self.seed}-vedrop{self.ve_dropout:g}"
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+def schedule(step: int, total: int, warmup: float) -> float:
+    """Linear warm-up to 1 over ``warmup * total`` steps, then linear decay to 0."""
+    warm = max(1, int(warmup * total))
+    if step < warm:
+        return (step + 1) / warm
+    return max(0.0, (total - step) / max(1, total - warm))
+
+
+class Trainer:
+    def __init__(self, run: Run, data: TaskData, model_settings: dict, train: TrainConfig):
+        self.run, self.data, self.train = run, data, train
+        self.device = pick_device(train.device)
+        torch.manual_seed(run.seed)
+        outputs = max(1, len(data.labels))
+        self.config = FusionConfig(
+            encoders=run.encoders,
+            encoder_dims={e: data.visual.dims[e] for e in run.encoders},
+            text_dim=data.text.dim,
+            ve_dropout=run.ve_dropout,
+            **model_settings,
+        )
+        self.model = build_task_model(data.kind, self.config, outputs).to(self.device)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay
+        )
+        self.steps_per_epoch = math.ceil(self._train_size() / train.batch_size)
+        total = self.steps_per_epoch * train.epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: schedule(step, total, train.warmup)
+        )
+        self.generator = torch.Generator().manual_seed(run.seed)
+        self.epoch, self.history = 0, []
+        self.best: dict | None = None
+
+    def _train_size(self) -> int:
+        size = len(self.data.split("train"))
+        return size * (1 + self.train.negatives) if self.data.kind == "retrieval" else size
+
+    # ------------------------------------------------------------------ training
+    def fit(self, resume_from: Path | None = None) -> None:
+        if resume_from is not None and resume_from.exists():
+            self.load_state(resume_from)
+        while self.epoch < self.train.epochs:
+            started = time.perf_counter()
+            loss = self._train_epoch()
+            dev, _ = self.evaluate("dev")
+            self.epoch += 1
+            self._record(loss, dev, time.perf_counter() - started)
+            if resume_from is not None:
+                self.save_state(resume_from)
+
+    def _train_epoch(self) -> float:
+        self.model.train()
+        total, count = 0.0, 0
+        batches = self.data.batches("train", self.train.batch_size, self.generator)
+        for step, batch in enumerate(batches):
+            loss = self._step(batch)
+            if not math.isfinite(loss):
+                raise TrainingDivergedError(
+                    f"{self.run.name}: the loss became {loss} at epoch {self.epoch + 1}, step "
+                    f"{step + 1} (a batch of {len(batch['targets'])} training samples from "
+                    f"position {step * self.train.batch_size} of the epoch's shuffled order). "
+                    "Lower train.lr, check the features for extreme values, or keep "
+                    "train.clip_norm; nothing was written."
+                )
+            total, count = total + loss, count + 1
+        return total / max(count, 1)
+
+    def _step(self, batch: dict) -> float:
+        batch = _to(batch, self.device)
+        with _autocast(self.device):
+            logits = self.model(batch)
+            loss = self.model.loss(logits.float(), batch["targets"])
+            if isinstance(self.model, RetrievalModel):
+                loss = loss + self.model.CONTRASTIVE_WEIGHT * self.model.contrastive_loss(batch)
+        if not torch.isfinite(loss):
+            return float(loss.detach())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train.clip_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        return float(loss.detach())
+
+    def _record(self, loss: float, dev: dict, seconds: float) -> None:
+        headline = dev[HEADLINE[self.data.kind]]
+        self.history.append(
+            {"epoch": self.epoch, "loss": loss, "dev": headline, "seconds": seconds}
+        )
+        print(f"{self.run.name} epoch {self.epoch}: loss {loss:.4f}, dev {headline:.2f}")
+        if self.best is None or headline > self.best["dev"]:
+            state = copy.deepcopy(self.model.state_dict())
+            self.best = {"epoch": self.epoch, "dev": headline, "state": state}
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, split: str, kept=None):
+        with _autocast(self.device):
+            return evaluate(
+                self.model, self.data, split, kept, self.train.eval_batch_size, self.device,
+                rerank_top_k=self.train.rerank_top_k,
+            )  # fmt: skip
+
+    def final_results(self) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+        """Dev and test metrics of the selected model, test predictions, the masked table."""
+        self.model.load_state_dict(self.best["state"])
+        dev, _ = self.evaluate("dev")
+        test, predictions = self.evaluate("test")
+        rows = []
+        for kept in kept_subsets(self.run.encoders):
+            metrics = test if kept == self.run.encoders else self.evaluate("test", kept)[0]
+            masked = [e for e in self.run.encoders if e not in kept]
+            rows += [
+                {**self._run_columns(), "kept": "+".join(kept), "masked": "+".join(masked),
+                 "metric": name, "value": value}
+                for name, value in metrics.items()
+            ]  # fmt: skip
+        return {"dev": dev, "test": test}, predictions, pd.DataFrame(rows)
+
+    def _run_columns(self) -> dict:
+        return {
+            "task": self.run.task,
+            "encoders": "+".join(self.run.encoders),
+            "seed": self.run.seed,
+            "ve_dropout": self.run.ve_dropout,
+        }
+
+    # ------------------------------------------------------------------ state
+    def save_state(self, path: Path) -> None:
+        state = {
+            "run": asdict(self.run),
+            "epoch": self.epoch,
+            "history": self.history,
+            "best": self.best,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        }
+        _save(state, path)
+
+    def load_state(self, path: Path) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state["run"] != asdict(self.run):
+            raise VecompError(
+                f"{path} belongs to run {state['run']}, not {asdict(self.run)}: delete it to "
+                "start this run afresh"
+            )
+        self.epoch, self.history, self.best = state["epoch"], state["history"], state["best"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        print(f"resumed {self.run.name} after epoch {self.epoch}")
+
+    def checkpoint(self) -> dict:
+        return {
+            "format": "vecomp-fusion-checkpoint",
+            "run": asdict(self.run),
+            "kind": self.data.kind,
+            "labels": self.data.labels,
+            "model_config": self.config.to_dict(),
+            "train_config": asdict(self.train),
+            "selected_epoch": self.best["epoch"],
+            "state_dict": self.best["state"],
+            "versions": versions(),
+        }
+
+
+def versions() -> dict[str, str]:
+    return {"vecomp": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def _save(obj, path: Path) -> None:
+    """torch.save, atomically and byte-reproducibly (through a file object, torch names the
+    archive's root folder "archive" instead of after the temporary file's random name)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        torch.save(obj, file)
+
+
+def _to(batch, device):
+    if isinstance(batch, dict):
+        return {k: _to(v, device) for k, v in batch.items()}
+    return batch.to(device, non_blocking=True)
+
+
+def _autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def load_checkpoint(path: Path):
+    """Rebuild the task model of a ``checkpoint.pt``; returns (model, checkpoint dict)."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    config = FusionConfig.from_dict(checkpoint["model_config"])
+    model = build_task_model(checkpoint["kind"], config, max(1, len(checkpoint["labels"])))
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval(), checkpoint
+
+
+def train_run(run: Run, data: TaskData, model_settings: dict, train: TrainConfig, out: Path):
+    """Train, select on dev, evaluate on test (also masked) and write the run's outputs."""
+    started = time.perf_counter()
+    trainer = Trainer(run, data, model_settings, train)
+    trainer.fit(resume_from=out / RESUME)
+    results, predictions, masked = trainer.final_results()
+    metrics = {
+        **trainer._run_columns(),
+        **results,
+        "selected_epoch": trainer.best["epoch"],
+        "history": trainer.history,
+        "parameters": sum(p.numel() for p in trainer.model.parameters()),
+        "dropped_samples": data.dropped,
+        "seconds": time.perf_counter() - started,
+        "device": str(trainer.device),
+    }
+    _save(trainer.checkpoint(), out / "checkpoint.pt")
+    with atomic_path(out / "predictions.parquet") as tmp:
+        predictions.to_parquet(tmp, index=False)
+    with atomic_path(out / "masked.csv") as tmp:
+        masked.to_csv(tmp, index=False)
+    write_json(out / "metrics.json", metrics)  # last: its presence means the run is complete
+    (out / RESUME).unlink(missing_ok=True)
+    return metrics
+
+
+def _store_argument(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--store wants ENCODER=FOLDER, got {text!r}")
+    return name, Path(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vecomp train", description=__doc__)
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--prepared", type=Path, required=True, help="results/prepared/<task>")
+    parser.add_argument("--text", type=Path, required=True, help="the task's text store")
+    parser.add_argument(
+        "--store", type=_store_argument, action="append", required=True,
+        help="ENCODER=FOLDER of a feature store, once per encoder of the subset (in order)",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--ve-dropout", type=float, default=0.0)
+    parser.add_argument(
+        "--model", default="{}",
+        help="JSON: fusion model settings (FusionConfig), plus pool_grid: encoder -> grid size",
+    )  # fmt: skip
+    parser.add_argument("--train", default="{}", help="JSON: training settings")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    train = TrainConfig.from_dict(json.loads(args.train))
+    if train.threads:
+        torch.set_num_threads(train.threads)
+    stores = dict(args.store)
+    model = json.loads(args.model)
+    pool_grid = model.pop("pool_grid", {})
+    data = TaskData(args.task, args.prepared, args.text, stores, pool_grid, train.negatives)
+    run = Run(args.task, tuple(stores), args.seed, args.ve_dropout)
+    metrics = train_run(run, data, model, train, args.out)
+    print(json.dumps({"run": run.name, "test": metrics["test"], "seconds": metrics["seconds"]}))
+    return 0

@@ -1,0 +1,224 @@
+"""Training and evaluation of fusion runs on toy tasks: learning, resume, determinism, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from tests.fusion_fixtures import ENCODERS, toy_task
+from vecomp import cli
+from vecomp.errors import VecompError
+from vecomp.fusion import train as train_module
+from vecomp.fusion.data import TaskData
+from vecomp.fusion.train import (
+    RESUME,
+    Run,
+    TrainConfig,
+    Trainer,
+    TrainingDivergedError,
+    load_checkpoint,
+    train_run,
+)
+
+MODEL = {"width": 32, "layers": 2, "heads": 2, "ffn": 64, "dropout": 0.0}
+FAST = TrainConfig(epochs=8, batch_size=16, lr=0.01, device="cpu", threads=1)
+KINDS = {"gqa": "classification", "vqav2": "vqa", "nlvr2": "pair", "coco_retrieval": "retrieval"}
+
+
+def _data(paths, task="gqa", encoders=ENCODERS, negatives=1):
+    stores = {e: paths["stores"][e] for e in encoders}
+    return TaskData(task, paths["prepared"], paths["text"], stores, negatives=negatives)
+
+
+@pytest.fixture(scope="module")
+def toys(tmp_path_factory):
+    return {
+        task: toy_task(tmp_path_factory.mktemp(task), task, kind) for task, kind in KINDS.items()
+    }
+
+
+def _train(toys, tmp_path, task="gqa", encoders=ENCODERS, seed=0, ve_dropout=0.0, config=FAST):
+    run = Run(task, tuple(encoders), seed, ve_dropout)
+    return train_run(run, _data(toys[task], task, encoders), MODEL, config, tmp_path)
+
+
+def test_a_tiny_run_learns_the_separable_toy(toys, tmp_path):
+    metrics = _train(toys, tmp_path)
+    losses = [h["loss"] for h in metrics["history"]]
+    assert losses[-1] < 0.5 * losses[0]
+    assert metrics["test"]["accuracy"] >= 85  # chance is 50
+    for name in ("metrics.json", "predictions.parquet", "masked.csv", "checkpoint.pt"):
+        assert (tmp_path / name).exists()
+    assert not (tmp_path / RESUME).exists()
+
+
+def test_masking_hurts_exactly_where_the_planted_information_lives(toys, tmp_path):
+    _train(toys, tmp_path)
+    masked = pd.read_csv(tmp_path / "masked.csv")
+    accuracy = masked[masked.metric == "accuracy"].set_index("kept")["value"]
+    assert len(accuracy) == 7  # every non-empty subset of three encoders kept
+    full = accuracy["sees_a+sees_b+noise"]
+    assert accuracy["sees_a+sees_b"] >= full - 5  # the noise encoder is not needed
+    assert accuracy["sees_b+noise"] < full - 20  # without a, the a-questions fail
+    assert accuracy["sees_a+noise"] < full - 20
+    assert set(masked.columns) == {
+        "task", "encoders", "seed", "ve_dropout", "kept", "masked", "metric", "value"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("task", ["vqav2", "nlvr2", "coco_retrieval"])
+def test_every_task_kind_trains_and_reports_its_official_metrics(toys, tmp_path, task):
+    metrics = _train(toys, tmp_path, task, ("sees_a", "sees_b"))
+    expected = {
+        "vqav2": {"accuracy", "accuracy/yes/no"},
+        "nlvr2": {"accuracy", "consistency"},
+        "coco_retrieval": {"i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum"},
+    }[task]
+    assert set(metrics["test"]) == expected
+    predictions = pd.read_parquet(tmp_path / "predictions.parquet")
+    assert len(predictions) == len(pd.read_parquet(toys[task]["prepared"] / "test.parquet"))
+    if task == "vqav2":
+        assert metrics["test"]["accuracy"] > 75  # a learnable yes/no toy; chance ~ 50
+
+
+def test_retrieval_shortlist_reranks_only_the_top_k(toys):
+    data = _data(toys["coco_retrieval"], "coco_retrieval", ("sees_a", "sees_b"))
+    trainer = Trainer(Run("coco_retrieval", ("sees_a", "sees_b"), 0, 0.0), data, MODEL, FAST)
+    trainer.fit()
+    full, _ = trainer.evaluate("test")
+    trainer.train = TrainConfig(**{**FAST.__dict__, "rerank_top_k": 16})  # all 16 test images
+    assert trainer.evaluate("test")[0] == full
+    trainer.train = TrainConfig(**{**FAST.__dict__, "rerank_top_k": 2})
+    shortlisted, _ = trainer.evaluate("test")
+    assert shortlisted["i2t_r1"] == pytest.approx(full["i2t_r1"], abs=30)
+    assert set(shortlisted) == set(full)
+
+
+def _without_timings(metrics: dict) -> dict:
+    metrics = {k: v for k, v in metrics.items() if k != "seconds"}
+    metrics["history"] = [
+        {k: v for k, v in h.items() if k != "seconds"} for h in metrics["history"]
+    ]
+    return metrics
+
+
+def test_same_seed_same_metrics_other_seed_other_model(toys, tmp_path):
+    first = _train(toys, tmp_path / "a", ve_dropout=0.3)
+    again = _train(toys, tmp_path / "b", ve_dropout=0.3)
+    other = _train(toys, tmp_path / "c", seed=1, ve_dropout=0.3)
+    assert _without_timings(first) == _without_timings(again)
+    assert first["history"][0]["loss"] != other["history"][0]["loss"]
+
+
+def test_a_killed_run_resumes_to_the_same_result(toys, tmp_path, monkeypatch):
+    uninterrupted = _train(toys, tmp_path / "whole", ve_dropout=0.3)
+
+    calls = {"n": 0}
+    real_epoch = Trainer._train_epoch
+
+    def dies_in_epoch_three(self):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # the job is killed mid-training
+        return real_epoch(self)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", dies_in_epoch_three)
+    with pytest.raises(KeyboardInterrupt):
+        _train(toys, tmp_path / "killed", ve_dropout=0.3)
+    assert (tmp_path / "killed" / RESUME).exists()
+    assert not (tmp_path / "killed" / "metrics.json").exists()
+    monkeypatch.setattr(Trainer, "_train_epoch", real_epoch)
+    resumed = _train(toys, tmp_path / "killed", ve_dropout=0.3)
+    assert _without_timings(resumed) == _without_timings(uninterrupted)
+    assert not (tmp_path / "killed" / RESUME).exists()
+
+
+def test_a_resume_file_of_another_run_is_refused(toys, tmp_path):
+    trainer = Trainer(Run("gqa", ENCODERS, 0, 0.0), _data(toys["gqa"]), MODEL, FAST)
+    trainer.save_state(tmp_path / RESUME)
+    with pytest.raises(VecompError, match="belongs to run"):
+        _train(toys, tmp_path, seed=1)
+
+
+def test_a_nan_loss_stops_the_run_naming_the_step_and_writes_nothing(toys, tmp_path, monkeypatch):
+    real_loss = train_module.build_task_model
+
+    def nan_after_two_steps(kind, config, outputs):
+        model = real_loss(kind, config, outputs)
+        steps = {"n": 0}
+        loss = model.loss
+
+        def broken(logits, targets):
+            steps["n"] += 1
+            value = loss(logits, targets)
+            return value * float("nan") if steps["n"] == 3 else value
+
+        model.loss = broken
+        return model
+
+    monkeypatch.setattr(train_module, "build_task_model", nan_after_two_steps)
+    with pytest.raises(TrainingDivergedError, match=r"loss became nan at epoch 1, step 3"):
+        _train(toys, tmp_path)
+    assert not any(p.name in ("metrics.json", "checkpoint.pt") for p in tmp_path.iterdir())
+
+
+def test_the_checkpoint_describes_itself_and_rebuilds_the_model(toys, tmp_path):
+    metrics = _train(toys, tmp_path, encoders=("sees_a", "sees_b"))
+    model, checkpoint = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert checkpoint["run"] == {
+        "task": "gqa", "encoders": ("sees_a", "sees_b"), "seed": 0, "ve_dropout": 0.0
+    }  # fmt: skip
+    assert checkpoint["train_config"]["lr"] == FAST.lr
+    assert {"vecomp", "torch", "python"} <= set(checkpoint["versions"])
+    assert checkpoint["selected_epoch"] == metrics["selected_epoch"]
+    data = _data(toys["gqa"], encoders=("sees_a", "sees_b"))
+    trainer = Trainer(Run("gqa", ("sees_a", "sees_b"), 0, 0.0), data, MODEL, FAST)
+    trainer.model.load_state_dict(model.state_dict())
+    assert trainer.evaluate("test")[0] == metrics["test"]
+
+
+def test_the_cli_trains_a_run_and_rejects_bad_settings(toys, tmp_path, capsys):
+    paths = toys["gqa"]
+    stores = [f"--store={e}={paths['stores'][e]}" for e in ("sees_a", "sees_b")]
+    base = ["train", "--task", "gqa", "--prepared", str(paths["prepared"]), "--text",
+            str(paths["text"]), *stores, "--seed", "0", "--model", json.dumps(MODEL)]  # fmt: skip
+    settings = json.dumps({"epochs": 2, "batch_size": 16, "device": "cpu", "threads": 1})
+    assert cli.main([*base, "--train", settings, "--out", str(tmp_path / "run")]) == 0
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert written["encoders"] == "sees_a+sees_b" and written["seed"] == 0
+    assert cli.main([*base, "--train", '{"epoch": 2}', "--out", str(tmp_path / "bad")]) == 1
+    assert "unknown training settings ['epoch']" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_missing_stores_and_text_stores_get_clear_errors(toys, tmp_path):
+    paths = toys["gqa"]
+    with pytest.raises(VecompError, match="no text store at"):
+        TaskData("gqa", paths["prepared"], tmp_path / "nowhere", {})
+    with pytest.raises(VecompError, match="no feature store"):
+        TaskData("gqa", paths["prepared"], paths["text"], {"x": tmp_path / "nowhere"})
+
+
+def test_device_choice_and_schedule():
+    assert train_module.pick_device("cpu") == torch.device("cpu")
+    rates = [train_module.schedule(s, 100, 0.1) for s in range(100)]
+    assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
+    assert rates[-1] < 0.02 and max(rates) == 1.0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_gpu_run_under_bf16_learns_the_toy_too(toys, tmp_path):
+    metrics = _train(toys, tmp_path, config=TrainConfig(**{**FAST.__dict__, "device": "cuda"}))
+    assert metrics["device"].startswith("cuda")
+    assert metrics["test"]["accuracy"] >= 85
+
+
+def test_reruns_write_byte_identical_outputs(toys, tmp_path):
+    _train(toys, tmp_path / "a")
+    _train(toys, tmp_path / "b")
+    for name in ("checkpoint.pt", "predictions.parquet", "masked.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

@@ -1,0 +1,87 @@
+# Fusion phase: cache each task's texts through the language encoder, train one fusion model
+# per run of the sweep (task x encoder subset x seed x VE-dropout; src/vecomp/fusion/sweep.py),
+# then gather every run's metrics and masked-inference table.
+
+
+rule encode_text:
+    input:
+        prepared=lambda w: prepared(w.task),
+    output:
+        [text_file("{task}", name) for name in TEXT_FILES],
+    log:
+        "logs/text/{task}.log",
+    conda:
+        "../../envs/vecomp.yaml"
+    params:
+        code=code_hash("text"),
+        model=TEXT["model"],
+        max_length=TEXT["max_length"],
+        layer=TEXT["layer"],
+        folder=lambda w, output: os.path.dirname(output[0]),
+    shell:
+        "vecomp encode-text --prepared results/prepared/{wildcards.task}"
+        " --model {params.model} --max-length {params.max_length} --layer {params.layer}"
+        " --threads {threads} --out {params.folder} > {log} 2>&1"
+
+
+rule train_fusion:
+    input:
+        prepared=lambda w: prepared(w.task),
+        text=text_file("{task}"),
+        stores=lambda w: [store_file(e, task_pool(w.task)) for e in w.subset.split("+")],
+    output:
+        [f"{RUN_FOLDER}/{name}" for name in RUN_FILES],
+    log:
+        RUN_LOG,
+    conda:
+        "../../envs/vecomp.yaml"
+    threads: max(1, TRAIN.get("threads", 1))
+    resources:
+        gpu=TRAIN.get("gpus", 0),
+    params:
+        code=code_hash("fusion"),
+        model=json.dumps(MODEL, sort_keys=True),
+        train=lambda w: json.dumps(train_settings(config, w.task), sort_keys=True),
+        stores=lambda w: " ".join(
+            f"--store {e}={store_folder(e, task_pool(w.task))}"
+            for e in w.subset.split("+")
+        ),
+        text=lambda w, input: os.path.dirname(input.text),
+        folder=lambda w, output: os.path.dirname(output[0]),
+    shell:
+        "vecomp train --task {wildcards.task} --prepared results/prepared/{wildcards.task}"
+        " --text {params.text} {params.stores} --seed {wildcards.seed}"
+        " --ve-dropout {wildcards.vedrop} --model '{params.model}' --train '{params.train}'"
+        " --out {params.folder} > {log} 2>&1"
+
+
+rule collect_runs:
+    input:
+        [f"{folder}/metrics.json" for folder in RUNS],
+    output:
+        runs="results/tables/runs.csv",
+        masked="results/tables/masked.csv",
+        summary="results/metrics/sweep.json",
+    log:
+        "logs/tables/collect.log",
+    conda:
+        "../../envs/vecomp.yaml"
+    params:
+        code=code_hash("collect"),
+        folders=" ".join(RUNS),
+    shell:
+        "vecomp collect {params.folders} --out results/tables"
+        " --summary {output.summary} > {log} 2>&1"
+
+
+# Phase targets: `snakemake text`, `snakemake sweep` (what the DVC stages run).
+rule text:
+    input:
+        [text_file(t) for t in TASKS],
+    localrule: True
+
+
+rule sweep:
+    input:
+        rules.collect_runs.output if RUNS else [],
+    localrule: True
