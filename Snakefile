@@ -18,9 +18,9 @@ wildcard_constraints:
     archive=alternatives(ARCHIVES),
     pool=alternatives(POOLS),
     encoder=alternatives(ENCODERS),
-    subset=r"[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*",
+    subset=alternatives(set(SWEEP.subset)) if RUNS else "(?!)",
     seed=r"\d+",
-    vedrop=r"[0-9.]+",
+    vedrop=alternatives(set(SWEEP.vedrop)) if RUNS else "(?!)",
 
 
 include: "workflow/rules/data.smk"

@@ -90,6 +90,24 @@ def test_ve_dropout_applies_in_training_only_and_spares_single_encoders():
     assert single.keep_mask(batch, None).all()
 
 
+def test_one_ve_dropout_draw_per_example_shared_by_both_images_of_a_pair(monkeypatch):
+    torch.manual_seed(0)
+    encoders = ("region", "grid")
+    model = build_task_model("pair", _config(encoders, ve_dropout=0.5), 2).train()
+    batch = _batch(encoders, size=256)
+    batch["visual_2"] = _batch(encoders, size=256, seed=1)["visual"]
+    seen = []
+    forward = model.fusion.forward
+    monkeypatch.setattr(
+        model.fusion, "forward", lambda *a, **k: seen.append(forward(*a, **k)) or seen[-1]
+    )
+    model(batch)
+    first, second = (out["keep"] for out in seen)
+    assert torch.equal(first, second)
+    assert first.any(dim=1).all() and not first.all()
+    assert 0.55 < first.float().mean() < 0.72  # 1 - p, plus the restored encoder: 0.625
+
+
 @pytest.mark.parametrize("kind", sorted(HEADS))
 def test_every_head_gives_logits_and_a_finite_loss(kind):
     encoders = ("region", "patch")

@@ -84,17 +84,28 @@ def test_every_task_kind_trains_and_reports_its_official_metrics(toys, tmp_path,
         assert metrics["test"]["accuracy"] > 75  # a learnable yes/no toy; chance ~ 50
 
 
-def test_retrieval_shortlist_reranks_only_the_top_k(toys):
+def test_retrieval_shortlist_reranks_only_the_top_k(toys, monkeypatch):
     data = _data(toys["coco_retrieval"], "coco_retrieval", ("sees_a", "sees_b"))
     trainer = Trainer(Run("coco_retrieval", ("sees_a", "sees_b"), 0, 0.0), data, MODEL, FAST)
     trainer.fit()
+    n_images, n_texts = 16, 32
+    scored = []
+    forward = trainer.model.forward
+
+    def counting(batch, keep=None):
+        scored.append(len(batch["targets"]) if "targets" in batch else len(keep))
+        return forward(batch, keep)
+
+    monkeypatch.setattr(trainer.model, "forward", counting)
     full, _ = trainer.evaluate("test")
-    trainer.train = TrainConfig(**{**FAST.__dict__, "rerank_top_k": 16})  # all 16 test images
-    assert trainer.evaluate("test")[0] == full
-    trainer.train = TrainConfig(**{**FAST.__dict__, "rerank_top_k": 2})
-    shortlisted, _ = trainer.evaluate("test")
-    assert shortlisted["i2t_r1"] == pytest.approx(full["i2t_r1"], abs=30)
-    assert set(shortlisted) == set(full)
+    assert sum(scored) == n_images * n_texts  # no k: every pair
+    for k in (2, n_images - 1):
+        scored.clear()
+        trainer.train = TrainConfig(**{**FAST.__dict__, "rerank_top_k": k})
+        shortlisted, _ = trainer.evaluate("test")
+        assert 0 < sum(scored) <= min((n_images + n_texts) * k, n_images * n_texts - 1)
+        assert set(shortlisted) == set(full)
+    assert sum(scored) > (n_images + n_texts) * 2  # k = 15 scores more than k = 2 did
 
 
 def _without_timings(metrics: dict) -> dict:
@@ -134,6 +145,17 @@ def test_a_killed_run_resumes_to_the_same_result(toys, tmp_path, monkeypatch):
     resumed = _train(toys, tmp_path / "killed", ve_dropout=0.3)
     assert _without_timings(resumed) == _without_timings(uninterrupted)
     assert not (tmp_path / "killed" / RESUME).exists()
+
+
+def test_a_resume_file_saved_under_other_settings_is_discarded(toys, tmp_path, capsys):
+    uninterrupted = _train(toys, tmp_path / "whole")
+    old = TrainConfig(**{**FAST.__dict__, "lr": 0.5})
+    trainer = Trainer(Run("gqa", ENCODERS, 0, 0.0), _data(toys["gqa"]), MODEL, old)
+    trainer.epoch = 7
+    trainer.save_state(tmp_path / "changed" / RESUME)
+    resumed = _train(toys, tmp_path / "changed")  # the new settings, from scratch
+    assert "saved under other settings: discarded" in capsys.readouterr().out
+    assert _without_timings(resumed) == _without_timings(uninterrupted)
 
 
 def test_a_resume_file_of_another_run_is_refused(toys, tmp_path):
@@ -222,3 +244,17 @@ def test_reruns_write_byte_identical_outputs(toys, tmp_path):
     _train(toys, tmp_path / "b")
     for name in ("checkpoint.pt", "predictions.parquet", "masked.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_stores_without_the_task_images_and_unknown_masks_get_clear_errors(toys, tmp_path):
+    from tests.fusion_fixtures import _attributes, write_stores
+
+    elsewhere = write_stores(tmp_path, ["other0", "other1"], _attributes(2))
+    paths = toys["gqa"]
+    with pytest.raises(VecompError, match="no image of this task has features in every"):
+        TaskData("gqa", paths["prepared"], paths["text"], elsewhere)
+    trainer = Trainer(
+        Run("gqa", ("sees_a",), 0, 0.0), _data(paths, encoders=("sees_a",)), MODEL, FAST
+    )
+    with pytest.raises(VecompError, match="must be a non-empty subset of the model's"):
+        trainer.evaluate("test", kept=("sees_b",))

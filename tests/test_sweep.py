@@ -11,7 +11,9 @@ from vecomp.analysis.collect import collect
 from vecomp.errors import VecompError
 from vecomp.fusion.sweep import (
     encoder_subsets,
+    model_settings,
     run_folders,
+    scheduling,
     subset_name,
     sweep_table,
     train_settings,
@@ -54,11 +56,24 @@ def test_run_folders_name_task_subset_seed_and_dropout():
 
 def test_a_task_override_changes_only_that_task():
     config = {
-        "train": {"epochs": 8, "lr": 0.003, "gpus": 1},
-        "tasks": {"gqa": {"train": {"epochs": 3}}, "vqav2": {"min_answer_count": 9}},
+        "train": {"epochs": 8, "lr": 0.003, "gpus": 1, "threads": 2, "rerank_top_k": 10},
+        "tasks": {
+            "gqa": {"train": {"epochs": 3, "threads": 4}},
+            "vqav2": {"min_answer_count": 9},
+            "coco_retrieval": {},
+        },
     }
-    assert train_settings(config, "gqa") == {"epochs": 3, "lr": 0.003}
-    assert train_settings(config, "vqav2") == {"epochs": 8, "lr": 0.003}  # gpus: scheduler only
+    assert train_settings(config, "gqa") == {"epochs": 3, "lr": 0.003, "threads": 4}
+    assert train_settings(config, "vqav2") == {"epochs": 8, "lr": 0.003, "threads": 2}
+    assert train_settings(config, "coco_retrieval")["rerank_top_k"] == 10  # retrieval reads it
+    assert scheduling(config, "gqa") == {"threads": 4, "gpus": 1}
+    assert scheduling(config, "vqav2") == {"threads": 2, "gpus": 1}
+
+
+def test_a_run_reads_the_pooling_of_its_own_encoders_only():
+    model = {"width": 64, "pool_grid": {"grid": 2, "patch": 4}}
+    assert model_settings(model, "grid+region")["pool_grid"] == {"grid": 2}
+    assert model_settings(model, "region")["pool_grid"] == {}
 
 
 def _fake_run(folder, task, encoders, seed, value):

@@ -13,7 +13,9 @@ from vecomp.fusion.sweep import (
     RUN_FILES,
     RUN_FOLDER,
     RUN_LOG,
+    model_settings,
     run_folders,
+    scheduling,
     sweep_table,
     train_settings,
 )

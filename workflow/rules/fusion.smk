@@ -35,12 +35,12 @@ rule train_fusion:
         RUN_LOG,
     conda:
         "../../envs/vecomp.yaml"
-    threads: max(1, TRAIN.get("threads", 1))
+    threads: lambda w: scheduling(config, w.task)["threads"]
     resources:
-        gpu=TRAIN.get("gpus", 0),
+        gpu=lambda w: scheduling(config, w.task)["gpus"],
     params:
         code=code_hash("fusion"),
-        model=json.dumps(MODEL, sort_keys=True),
+        model=lambda w: json.dumps(model_settings(MODEL, w.subset), sort_keys=True),
         train=lambda w: json.dumps(train_settings(config, w.task), sort_keys=True),
         stores=lambda w: " ".join(
             f"--store {e}={store_folder(e, task_pool(w.task))}"
@@ -69,8 +69,9 @@ rule collect_runs:
     params:
         code=code_hash("collect"),
         folders=" ".join(RUNS),
+        tables=lambda w, output: os.path.dirname(output.runs),
     shell:
-        "vecomp collect {params.folders} --out results/tables"
+        "vecomp collect {params.folders} --out {params.tables}"
         " --summary {output.summary} > {log} 2>&1"
 
 

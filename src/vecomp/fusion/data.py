@@ -24,15 +24,28 @@ import torch.nn.functional as F
 from ..data.registry import get_task
 from ..errors import VecompError
 from ..features.store import FeatureStore
-from .text import TextStore
+from .text import SPLITS, TextStore
 
 WHOLE_IMAGE = 0.98  # a token whose box covers this much of the image is not spatial
-SPLITS = ("train", "dev", "test")
 IMAGE_COLUMNS = ("image_id", "image_id_2")  # the second image of an NLVR2 pair
 
 
 class TaskDataError(VecompError):
     pass
+
+
+def to_device(batch, device):
+    """A batch (nested dicts of tensors) on ``device``."""
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch.to(device, non_blocking=True)
+
+
+def index_rows(batch, rows: torch.Tensor):
+    """The given rows (indices or a bool mask) of every tensor in a batch."""
+    if isinstance(batch, dict):
+        return {k: index_rows(v, rows) for k, v in batch.items()}
+    return batch[rows]
 
 
 def pool_tokens(block: dict[str, torch.Tensor], grid: int) -> dict[str, torch.Tensor]:
@@ -81,13 +94,18 @@ class VisualSource:
     def __init__(
         self, stores: dict[str, Path], image_ids, pool_grid: dict[str, int] | None = None
     ) -> None:
-        pool_grid = pool_grid or {}
+        self.pool_grid = {k: v for k, v in (pool_grid or {}).items() if k in stores}
         opened = {name: FeatureStore(path, in_memory=True) for name, path in stores.items()}
         self.dims = {name: store.dim for name, store in opened.items()}
         self.image_ids = [i for i in dict.fromkeys(image_ids) if _in_all(opened, i)]
+        if not self.image_ids:
+            raise TaskDataError(
+                f"no image of this task has features in every selected store ({sorted(stores)}); "
+                "extract the features of the task's image pool first"
+            )
         self.rows = {image_id: row for row, image_id in enumerate(self.image_ids)}
         self.blocks = {
-            name: _load_pooled(store, self.image_ids, pool_grid.get(name), self.CHUNK)
+            name: _load_pooled(store, self.image_ids, self.pool_grid.get(name), self.CHUNK)
             for name, store in opened.items()
         }
 

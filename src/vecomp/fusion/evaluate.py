@@ -17,8 +17,9 @@ from itertools import combinations
 import pandas as pd
 import torch
 
+from ..errors import VecompError
 from ..metrics.tasks import accuracy, nlvr2_consistency, retrieval_recall, vqa_score
-from .data import TaskData
+from .data import TaskData, index_rows, to_device
 from .heads import TaskModel
 
 HEADLINE = {
@@ -27,7 +28,7 @@ HEADLINE = {
     "pair": "accuracy",
     "retrieval": "rsum",
 }
-RERANKED = 1e4  # added to reranked scores so that they rank above every shortlisted-out pair
+RERANKED = 1e4  # added (in float64) to reranked scores: above every shortlisted-out pair
 
 
 def kept_subsets(encoders) -> list[tuple[str, ...]]:
@@ -40,17 +41,11 @@ def _keep_tensor(model: TaskModel, kept, size: int) -> torch.Tensor:
     return row.expand(size, -1)
 
 
-def _to(batch, device):
-    if isinstance(batch, dict):
-        return {k: _to(v, device) for k, v in batch.items()}
-    return batch.to(device)
-
-
 @torch.no_grad()
 def _logits(model, data: TaskData, split: str, kept, batch_size: int, device) -> torch.Tensor:
     outputs = []
     for batch in data.batches(split, batch_size):
-        batch = _to(batch, device)
+        batch = to_device(batch, device)
         size = batch["text"]["tokens"].shape[0]
         outputs.append(model(batch, _keep_tensor(model, kept, size).to(device)).float().cpu())
     return torch.cat(outputs)
@@ -82,17 +77,20 @@ def _evaluate_retrieval(model, data, split, kept, batch_size, device, rerank_top
     text_to_image = pd.Index(images).get_indexer(frame["image_id"])
     text = data.text.get_batch(data.text.rows_of(frame["text"]))
     visual = data.visual.batch(images)
-    scores, scored = _shortlist(model, text, visual, kept, rerank_top_k, device)
+    scores, scored = _shortlist(model, text, visual, kept, rerank_top_k, device, batch_size)
     pairs = scored.nonzero()  # [P, 2] (image, text)
     matched = []
     for start in range(0, len(pairs), batch_size):
         image, txt = pairs[start : start + batch_size].T
-        batch = _to({"text": _rows(text, txt), "visual": _rows(visual, image)}, device)
+        batch = to_device(
+            {"text": index_rows(text, txt), "visual": index_rows(visual, image)}, device
+        )
         matched.append(model(batch, _keep_tensor(model, kept, len(txt)).to(device)).float().cpu())
     if matched:
-        scores[scored] = torch.cat(matched) + RERANKED
+        scores[scored] = torch.cat(matched).double() + RERANKED
     metrics = retrieval_recall(scores, text_to_image.tolist())
-    ranks = (scores > scores[text_to_image, range(len(frame))]).sum(0)  # text -> image rank
+    own = scores[text_to_image, range(len(frame))]
+    ranks = (scores >= own).sum(0) - 1  # text -> image, ties against the query as in the metric
     predictions = pd.DataFrame(
         {
             "sample_id": frame["sample_id"],
@@ -103,34 +101,31 @@ def _evaluate_retrieval(model, data, split, kept, batch_size, device, rerank_top
     return metrics, predictions
 
 
-def _shortlist(model, text, visual, kept, top_k, device):
-    """Starting scores [images, texts] and which pairs the matching head must score."""
+def _shortlist(model, text, visual, kept, top_k, device, batch_size):
+    """Starting scores [images, texts] (float64) and which pairs the matching head must score."""
     n_images, n_texts = visual[next(iter(visual))]["tokens"].shape[0], text["tokens"].shape[0]
     if top_k is None or top_k >= min(n_images, n_texts):
-        return torch.zeros(n_images, n_texts), torch.ones(n_images, n_texts, dtype=torch.bool)
-    text_embedding, _ = model.embeddings(
-        _to(
-            {"text": text, "visual": _rows(visual, torch.zeros(n_texts, dtype=torch.long))}, device
-        ),
-        _keep_tensor(model, kept, n_texts).to(device),
-    )
-    _, image_embedding = model.embeddings(
-        _to(
-            {"text": _rows(text, torch.zeros(n_images, dtype=torch.long)), "visual": visual}, device
-        ),
-        _keep_tensor(model, kept, n_images).to(device),
-    )
-    similarity = (image_embedding @ text_embedding.T).float().cpu()
+        everything = torch.ones(n_images, n_texts, dtype=torch.bool)
+        return torch.zeros(n_images, n_texts, dtype=torch.float64), everything
+    keep = _keep_tensor(model, kept, n_images)
+
+    def embed_texts(rows):
+        return model.text_embedding(to_device(index_rows(text, rows), device))
+
+    def embed_images(rows):
+        return model.image_embedding(to_device(index_rows(visual, rows), device), keep[rows])
+
+    texts = _in_chunks(embed_texts, n_texts, batch_size)
+    images = _in_chunks(embed_images, n_images, batch_size)
+    similarity = (images @ texts.T).double()
     scored = torch.zeros_like(similarity, dtype=torch.bool)
     scored.scatter_(1, similarity.topk(top_k, dim=1).indices, True)  # image -> texts
     scored.scatter_(0, similarity.topk(top_k, dim=0).indices, True)  # text -> images
     return similarity, scored
 
 
-def _rows(batch, index: torch.Tensor):
-    if isinstance(batch, dict):
-        return {k: _rows(v, index) for k, v in batch.items()}
-    return batch[index]
+def _in_chunks(embed, n: int, batch_size: int) -> torch.Tensor:
+    return torch.cat([embed(rows).float().cpu() for rows in torch.arange(n).split(batch_size)])
 
 
 EVALUATORS = {
@@ -146,6 +141,12 @@ def evaluate(model, data: TaskData, split: str, kept=None, batch_size=256, devic
     was_training = model.training
     model.eval()
     kept = tuple(model.config.encoders) if kept is None else tuple(kept)
+    unknown = sorted(set(kept) - set(model.config.encoders))
+    if unknown or not kept:
+        raise VecompError(
+            f"kept encoders {list(kept)} must be a non-empty subset of the model's "
+            f"{list(model.config.encoders)}"
+        )
     try:
         return EVALUATORS[data.kind](model, data, split, kept, batch_size, device, **options)
     finally:

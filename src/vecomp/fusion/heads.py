@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .data import index_rows
 from .model import FusionConfig, FusionModel, ve_dropout_mask
 
 
@@ -87,30 +88,33 @@ class RetrievalModel(TaskModel):
     def forward(self, batch, keep=None):
         return super().forward(batch, keep).squeeze(-1)
 
-    def embeddings(self, batch, keep=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Unimodal embeddings for the contrastive shortlist: mean of projected tokens."""
-        keep = self.keep_mask(batch, keep)
-        fusion = self.fusion
-        text = _masked_mean(fusion.text(batch["text"]["tokens"]), batch["text"]["mask"])
+    def text_embedding(self, text: dict) -> torch.Tensor:
+        """Unimodal caption embedding for the shortlist: the mean projected text token."""
+        tokens = self.fusion.text(text["tokens"])
+        return F.normalize(self.text_embed(_masked_mean(tokens, text["mask"])), dim=-1)
+
+    def image_embedding(self, visual: dict, keep: torch.Tensor) -> torch.Tensor:
+        """Unimodal image embedding: the mean projected token of the kept encoders."""
         blocks, masks = [], []
         for e, name in enumerate(self.config.encoders):
-            block = batch["visual"][name]
-            blocks.append(fusion.visual[name](block["tokens"], block["boxes"]))
+            block = visual[name]
+            blocks.append(self.fusion.visual[name](block["tokens"], block["boxes"]))
             masks.append(block["mask"] & keep[:, e : e + 1])
         image = _masked_mean(torch.cat(blocks, 1), torch.cat(masks, 1))
-        return F.normalize(self.text_embed(text), dim=-1), F.normalize(
-            self.image_embed(image), dim=-1
-        )
+        return F.normalize(self.image_embed(image), dim=-1)
 
     def loss(self, logits, targets):
         return F.binary_cross_entropy_with_logits(logits, targets)
 
     def contrastive_loss(self, batch) -> torch.Tensor:
-        """In-batch InfoNCE over the positive pairs of a training batch (both directions)."""
+        """In-batch InfoNCE over the positive pairs of a training batch (both directions); its
+        VE-dropout mask is drawn apart from the matching head's."""
         positive = batch["targets"] > 0.5
         if positive.sum() < 2:
             return torch.zeros(())
-        text, image = self.embeddings(_select(batch, positive))
+        pairs = index_rows(batch, positive)
+        text = self.text_embedding(pairs["text"])
+        image = self.image_embedding(pairs["visual"], self.keep_mask(pairs, None))
         similarity = text @ image.T / self.TEMPERATURE
         labels = torch.arange(len(text), device=similarity.device)
         return (F.cross_entropy(similarity, labels) + F.cross_entropy(similarity.T, labels)) / 2
@@ -119,13 +123,6 @@ class RetrievalModel(TaskModel):
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     weights = mask.float()[..., None]
     return (x * weights).sum(1) / weights.sum(1).clamp_min(1)
-
-
-def _select(batch: dict, rows: torch.Tensor) -> dict:
-    """The rows of a batch (nested dicts of tensors) where ``rows`` is True."""
-    if isinstance(batch, dict):
-        return {k: _select(v, rows) for k, v in batch.items()}
-    return batch[rows]
 
 
 HEADS: dict[str, type[TaskModel]] = {

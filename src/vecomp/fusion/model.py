@@ -18,12 +18,14 @@ from scratch. ``forward(..., attention=True)`` also returns every layer's head-a
 attention map for the analysis.
 
 VE-dropout: in training, each example drops each encoder's whole token block with probability
-``ve_dropout``, and never all of them (one dropped encoder is restored at random).
+``ve_dropout``, and never all of them (one dropped encoder is restored at random). The task model
+(``heads.py``) draws the mask once per example and passes it as ``keep``, so both images of an
+NLVR2 pair see the same encoders.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -42,7 +44,6 @@ class FusionConfig:
     ffn: int = 256
     dropout: float = 0.1
     ve_dropout: float = 0.0
-    extra: dict = field(default_factory=dict)  # head settings (see heads.py)
 
     def to_dict(self) -> dict:
         return asdict(self) | {"encoders": list(self.encoders)}
@@ -129,7 +130,9 @@ class FusionModel(nn.Module):
         config) masks whole encoders, e.g. for inference with an encoder removed.
         """
         batch = text["tokens"].shape[0]
-        keep = self._keep(batch, keep, text["tokens"].device)
+        if keep is None:
+            keep = torch.ones(batch, len(self.config.encoders), dtype=torch.bool)
+        keep = keep.to(text["tokens"].device)
         parts = [self.cls.expand(batch, 1, -1), self.text(text["tokens"])]
         masks = [torch.ones(batch, 1, dtype=torch.bool, device=keep.device), text["mask"]]
         for e, name in enumerate(self.config.encoders):
@@ -151,14 +154,6 @@ class FusionModel(nn.Module):
         """Length of each block of the sequence, in order (``cls``, ``text``, encoders)."""
         lengths = {"cls": 1, "text": text["tokens"].shape[1]}
         return lengths | {name: visual[name]["tokens"].shape[1] for name in self.config.encoders}
-
-    def _keep(self, batch: int, keep: torch.Tensor | None, device) -> torch.Tensor:
-        n = len(self.config.encoders)
-        if keep is None:
-            keep = torch.ones(batch, n, dtype=torch.bool, device=device)
-        if self.training and self.config.ve_dropout > 0:
-            keep = keep & ve_dropout_mask(batch, n, self.config.ve_dropout, device)
-        return keep
 
 
 def ve_dropout_mask(batch: int, n: int, p: float, device=None) -> torch.Tensor:

@@ -15,10 +15,13 @@ from itertools import combinations
 
 import pandas as pd
 
+from ..data.registry import get_task
+
 RUN_FOLDER = "results/runs/{task}/{subset}/seed{seed}-vedrop{vedrop}"
 RUN_LOG = "logs/runs/{task}/{subset}/seed{seed}-vedrop{vedrop}.log"
 RUN_FILES = ("metrics.json", "predictions.parquet", "masked.csv", "checkpoint.pt")
 SCHEDULER_KEYS = ("gpus",)  # train settings read by the scheduler, not by `vecomp train`
+RETRIEVAL_KEYS = ("negatives", "rerank_top_k")  # read by retrieval runs only
 
 
 def encoder_subsets(encoders) -> list[tuple[str, ...]]:
@@ -56,8 +59,28 @@ def run_folders(table: pd.DataFrame) -> list[str]:
     return [RUN_FOLDER.format(**row) for row in table.to_dict("records")]
 
 
-def train_settings(config: dict, task: str) -> dict:
-    """The training settings one task's runs use (global, then the task's overrides)."""
+def _merged_train(config: dict, task: str) -> dict:
     overrides = (config["tasks"].get(task) or {}).get("train", {})
-    merged = {**config.get("train", {}), **overrides}
-    return {k: v for k, v in merged.items() if k not in SCHEDULER_KEYS}
+    return {**config.get("train", {}), **overrides}
+
+
+def train_settings(config: dict, task: str) -> dict:
+    """What one task's runs read (global, then the task's overrides): a setting a task does
+    not read is left out, so changing it reruns nothing."""
+    unread = set(SCHEDULER_KEYS)
+    if get_task(task).kind != "retrieval":
+        unread |= set(RETRIEVAL_KEYS)
+    return {k: v for k, v in _merged_train(config, task).items() if k not in unread}
+
+
+def scheduling(config: dict, task: str) -> dict:
+    """The job resources of one task's runs: CPU threads and GPUs."""
+    merged = _merged_train(config, task)
+    return {"threads": max(1, merged.get("threads", 1)), "gpus": merged.get("gpus", 0)}
+
+
+def model_settings(model: dict, subset: str) -> dict:
+    """The model settings a run reads: pooling only for the encoders of its subset."""
+    names = subset.split("+")
+    pool_grid = {k: v for k, v in (model.get("pool_grid") or {}).items() if k in names}
+    return {**model, "pool_grid": pool_grid}

@@ -73,9 +73,15 @@ def task_texts(prepared: Path) -> list[str]:
 
 @torch.no_grad()
 def encode(texts: list[str], tokenizer, model, max_length: int, batch_size: int, layer: int):
-    """Token states of one hidden layer (``-1`` = the last) for each text, fp16, zero-padded."""
+    """Token states of one hidden layer (``-1`` = the last) for each text, fp16, zero-padded;
+    with the lengths and the number of texts cut at ``max_length``."""
     model.eval()
-    hidden, lengths = [], []
+    n_layers = model.config.num_hidden_layers + 1  # the embeddings, then each layer
+    if not -n_layers <= layer < n_layers:
+        raise TextStoreError(
+            f"layer {layer} does not exist: the model has {n_layers} (0..{n_layers - 1})"
+        )
+    hidden, lengths, truncated = [], [], 0
     for start in range(0, len(texts), batch_size):
         batch = tokenizer(
             texts[start : start + batch_size],
@@ -84,13 +90,15 @@ def encode(texts: list[str], tokenizer, model, max_length: int, batch_size: int,
             max_length=max_length,
             return_tensors="pt",
         )
+        full = tokenizer(texts[start : start + batch_size], truncation=False)["input_ids"]
+        truncated += sum(len(ids) > max_length for ids in full)
         out = model(**batch, output_hidden_states=True)
         states = out.hidden_states[layer] * batch["attention_mask"][..., None]
         hidden.append(states.half())
         lengths.append(batch["attention_mask"].sum(1))
     longest = max(h.shape[1] for h in hidden)
     padded = [torch.nn.functional.pad(h, (0, 0, 0, longest - h.shape[1])) for h in hidden]
-    return torch.cat(padded), torch.cat(lengths)
+    return torch.cat(padded), torch.cat(lengths), truncated
 
 
 def build_text_store(
@@ -101,7 +109,9 @@ def build_text_store(
     if not texts:
         raise TextStoreError(f"no texts in {prepared}: prepare the task first")
     tokenizer, language_model = load_language_model(model)
-    hidden, lengths = encode(texts, tokenizer, language_model, max_length, batch_size, layer)
+    hidden, lengths, truncated = encode(
+        texts, tokenizer, language_model, max_length, batch_size, layer
+    )
     info = {
         "model": model,
         "weights": weights_hash(resolve_model(model)),
@@ -109,7 +119,7 @@ def build_text_store(
         "max_length": max_length,
         "dim": int(hidden.shape[-1]),
         "texts": len(texts),
-        "truncated": int((lengths == max_length).sum()),
+        "truncated": truncated,
     }
     return write_text_store(out, texts, hidden, lengths, info)
 

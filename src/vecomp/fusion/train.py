@@ -18,7 +18,6 @@ code and library versions: everything needed to rebuild the model).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import platform
@@ -32,7 +31,7 @@ import torch
 from .. import __version__
 from ..errors import VecompError
 from ..io import atomic_path, write_json
-from .data import TaskData
+from .data import TaskData, to_device
 from .evaluate import HEADLINE, evaluate, kept_subsets
 from .heads import RetrievalModel, build_task_model
 from .model import FusionConfig
@@ -119,6 +118,18 @@ class Trainer:
         self.epoch, self.history = 0, []
         self.best: dict | None = None
 
+    @property
+    def settings(self) -> dict:
+        """Everything that shapes the result; a resume file made under others is discarded."""
+        train = {k: v for k, v in asdict(self.train).items() if k not in ("device", "threads")}
+        return {
+            "model": self.config.to_dict(),
+            "train": train,
+            "pool_grid": self.data.visual.pool_grid,
+            "text": self.data.text.info,
+            "vecomp": __version__,
+        }
+
     def _train_size(self) -> int:
         size = len(self.data.split("train"))
         return size * (1 + self.train.negatives) if self.data.kind == "retrieval" else size
@@ -126,7 +137,7 @@ class Trainer:
     # ------------------------------------------------------------------ training
     def fit(self, resume_from: Path | None = None) -> None:
         if resume_from is not None and resume_from.exists():
-            self.load_state(resume_from)
+            self.load_state(resume_from)  # a no-op for a file made under other settings
         while self.epoch < self.train.epochs:
             started = time.perf_counter()
             loss = self._train_epoch()
@@ -148,13 +159,14 @@ class Trainer:
                     f"{step + 1} (a batch of {len(batch['targets'])} training samples from "
                     f"position {step * self.train.batch_size} of the epoch's shuffled order). "
                     "Lower train.lr, check the features for extreme values, or keep "
-                    "train.clip_norm; nothing was written."
+                    "train.clip_norm; no output was written (a resume file saved under the old "
+                    "settings is discarded when they change)."
                 )
             total, count = total + loss, count + 1
         return total / max(count, 1)
 
     def _step(self, batch: dict) -> float:
-        batch = _to(batch, self.device)
+        batch = to_device(batch, self.device)
         with _autocast(self.device):
             logits = self.model(batch)
             loss = self.model.loss(logits.float(), batch["targets"])
@@ -176,7 +188,7 @@ class Trainer:
         )
         print(f"{self.run.name} epoch {self.epoch}: loss {loss:.4f}, dev {headline:.2f}")
         if self.best is None or headline > self.best["dev"]:
-            state = copy.deepcopy(self.model.state_dict())
+            state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
             self.best = {"epoch": self.epoch, "dev": headline, "state": state}
 
     # ------------------------------------------------------------------ evaluation
@@ -215,6 +227,7 @@ class Trainer:
     def save_state(self, path: Path) -> None:
         state = {
             "run": asdict(self.run),
+            "settings": self.settings,
             "epoch": self.epoch,
             "history": self.history,
             "best": self.best,
@@ -234,6 +247,10 @@ class Trainer:
                 f"{path} belongs to run {state['run']}, not {asdict(self.run)}: delete it to "
                 "start this run afresh"
             )
+        if state.get("settings") != self.settings:
+            print(f"{path} was saved under other settings: discarded, training from scratch")
+            path.unlink()
+            return
         self.epoch, self.history, self.best = state["epoch"], state["history"], state["best"]
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -252,6 +269,8 @@ class Trainer:
             "labels": self.data.labels,
             "model_config": self.config.to_dict(),
             "train_config": asdict(self.train),
+            "pool_grid": self.data.visual.pool_grid,
+            "text_store": self.data.text.info,
             "selected_epoch": self.best["epoch"],
             "state_dict": self.best["state"],
             "versions": versions(),
@@ -267,12 +286,6 @@ def _save(obj, path: Path) -> None:
     archive's root folder "archive" instead of after the temporary file's random name)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as file:
         torch.save(obj, file)
-
-
-def _to(batch, device):
-    if isinstance(batch, dict):
-        return {k: _to(v, device) for k, v in batch.items()}
-    return batch.to(device, non_blocking=True)
 
 
 def _autocast(device: torch.device):
@@ -339,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", default="{}", help="JSON: training settings")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    if not 0 <= args.ve_dropout < 1:
+        parser.error(f"--ve-dropout must be in [0, 1), got {args.ve_dropout}")
     train = TrainConfig.from_dict(json.loads(args.train))
     if train.threads:
         torch.set_num_threads(train.threads)
