@@ -258,3 +258,16 @@ def test_stores_without_the_task_images_and_unknown_masks_get_clear_errors(toys,
     )
     with pytest.raises(VecompError, match="must be a non-empty subset of the model's"):
         trainer.evaluate("test", kept=("sees_b",))
+
+
+def test_streaming_from_the_stores_trains_like_preloading(toys, tmp_path):
+    preloaded = _train(toys, tmp_path / "a")
+    streamed_config = TrainConfig(**{**FAST.__dict__, "preload_features": False})
+    run = Run("gqa", ENCODERS, 0, 0.0)
+    data = TaskData("gqa", toys["gqa"]["prepared"], toys["gqa"]["text"], toys["gqa"]["stores"],
+                    preload=False)  # fmt: skip
+    assert data.visual.stores and not data.visual.blocks
+    streamed = train_run(run, data, MODEL, streamed_config, tmp_path / "b")
+    assert streamed["test"] == pytest.approx(preloaded["test"])
+    first = preloaded["history"][0]["loss"]  # padding lengths differ: equal up to rounding
+    assert streamed["history"][0]["loss"] == pytest.approx(first, rel=1e-3)

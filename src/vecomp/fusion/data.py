@@ -83,19 +83,25 @@ def pool_tokens(block: dict[str, torch.Tensor], grid: int) -> dict[str, torch.Te
 
 
 class VisualSource:
-    """The selected encoders' tokens for a set of images, normalised, pooled and held in memory.
+    """The selected encoders' tokens for a set of images, normalised (and pooled).
 
-    Every image is read from its stores once, at construction; a batch is then an index into
-    one padded fp16 tensor per encoder, so data loading costs little next to training.
+    ``preload=True`` reads every image from its stores once, at construction, into one padded
+    fp16 tensor per encoder, so a batch is an index and data loading costs little next to
+    training (memory: images x tokens x dim x 2 bytes per encoder). ``preload=False`` keeps the
+    stores memory-mapped and reads each batch from them: for pools too large for memory.
     """
 
-    CHUNK = 512  # images read from a store at a time
+    CHUNK = 512  # images read from a store at a time when preloading
 
     def __init__(
-        self, stores: dict[str, Path], image_ids, pool_grid: dict[str, int] | None = None
+        self,
+        stores: dict[str, Path],
+        image_ids,
+        pool_grid: dict[str, int] | None = None,
+        preload: bool = True,
     ) -> None:
         self.pool_grid = {k: v for k, v in (pool_grid or {}).items() if k in stores}
-        opened = {name: FeatureStore(path, in_memory=True) for name, path in stores.items()}
+        opened = {name: FeatureStore(path, in_memory=preload) for name, path in stores.items()}
         self.dims = {name: store.dim for name, store in opened.items()}
         self.image_ids = [i for i in dict.fromkeys(image_ids) if _in_all(opened, i)]
         if not self.image_ids:
@@ -104,15 +110,18 @@ class VisualSource:
                 "extract the features of the task's image pool first"
             )
         self.rows = {image_id: row for row, image_id in enumerate(self.image_ids)}
+        self.stores = {} if preload else opened
         self.blocks = {
             name: _load_pooled(store, self.image_ids, self.pool_grid.get(name), self.CHUNK)
-            for name, store in opened.items()
+            for name, store in (opened.items() if preload else ())
         }
 
     def has(self, image_id: str) -> bool:
         return image_id in self.rows
 
     def batch(self, image_ids) -> dict[str, dict[str, torch.Tensor]]:
+        if self.stores:
+            return {name: self._read(name, list(image_ids)) for name in self.stores}
         rows = torch.tensor([self.rows[i] for i in image_ids])
         return {
             name: {
@@ -122,6 +131,11 @@ class VisualSource:
             }
             for name, block in self.blocks.items()
         }
+
+    def _read(self, name: str, image_ids: list[str]) -> dict[str, torch.Tensor]:
+        block = self.stores[name].get_batch(image_ids, normalize=True)
+        grid = self.pool_grid.get(name)
+        return pool_tokens(block, grid) if grid else block
 
 
 def _in_all(stores: dict[str, FeatureStore], image_id: str) -> bool:
@@ -160,13 +174,14 @@ class TaskData:
         stores: dict[str, Path],
         pool_grid: dict[str, int] | None = None,
         negatives: int = 1,
+        preload: bool = True,
     ) -> None:
         self.task = get_task(task)
         self.negatives = negatives
         self.kind = self.task.kind
         self.prepared = Path(prepared)
         self.text = TextStore(text_store)
-        self.visual = VisualSource(stores, self._image_ids(), pool_grid)
+        self.visual = VisualSource(stores, self._image_ids(), pool_grid, preload)
         self.labels = json.loads((self.prepared / "labels.json").read_text())["labels"]
         self.splits: dict[str, pd.DataFrame] = {}
         self.dropped: dict[str, int] = {}

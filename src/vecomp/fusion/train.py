@@ -54,6 +54,7 @@ class TrainConfig:
     negatives: int = 1  # retrieval: negative images per positive caption
     eval_batch_size: int = 256
     rerank_top_k: int | None = None  # retrieval: rerank only each query's top k
+    preload_features: bool = True  # hold the stores in memory (False: memory-mapped, per batch)
     device: str = "auto"
     threads: int = 0  # torch CPU threads (0 = torch's default)
 
@@ -121,7 +122,8 @@ class Trainer:
     @property
     def settings(self) -> dict:
         """Everything that shapes the result; a resume file made under others is discarded."""
-        train = {k: v for k, v in asdict(self.train).items() if k not in ("device", "threads")}
+        ignored = ("device", "threads", "preload_features")  # how, not what, it computes
+        train = {k: v for k, v in asdict(self.train).items() if k not in ignored}
         return {
             "model": self.config.to_dict(),
             "train": train,
@@ -360,7 +362,10 @@ def main(argv: list[str] | None = None) -> int:
     stores = dict(args.store)
     model = json.loads(args.model)
     pool_grid = model.pop("pool_grid", {})
-    data = TaskData(args.task, args.prepared, args.text, stores, pool_grid, train.negatives)
+    data = TaskData(
+        args.task, args.prepared, args.text, stores, pool_grid, train.negatives,
+        train.preload_features,
+    )  # fmt: skip
     run = Run(args.task, tuple(stores), args.seed, args.ve_dropout)
     metrics = train_run(run, data, model, train, args.out)
     print(json.dumps({"run": run.name, "test": metrics["test"], "seconds": metrics["seconds"]}))
