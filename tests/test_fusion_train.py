@@ -10,6 +10,7 @@ import torch
 
 from tests.fusion_fixtures import ENCODERS, toy_task
 from vecomp import cli
+from vecomp.devices import pick_device
 from vecomp.errors import VecompError
 from vecomp.fusion import train as train_module
 from vecomp.fusion.data import TaskData
@@ -225,7 +226,8 @@ def test_missing_stores_and_text_stores_get_clear_errors(toys, tmp_path):
 
 
 def test_device_choice_and_schedule():
-    assert train_module.pick_device("cpu") == torch.device("cpu")
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     rates = [train_module.schedule(s, 100, 0.1) for s in range(100)]
     assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
     assert rates[-1] < 0.02 and max(rates) == 1.0

@@ -62,10 +62,15 @@ CODE = {
         "src/vecomp/data/synthetic/questions.py",
         "src/vecomp/data/synthetic/words.py",
     ],
-    "features": ["src/vecomp/encoders/*.py", "src/vecomp/features/*.py"],
+    "features": [
+        "src/vecomp/encoders/*.py",
+        "src/vecomp/features/*.py",
+        "src/vecomp/devices.py",
+    ],
     "text": ["src/vecomp/fusion/text.py", "src/vecomp/encoders/weights.py"],
     "fusion": [
         "src/vecomp/fusion/*.py",
+        "src/vecomp/devices.py",
         "src/vecomp/features/store.py",
         "src/vecomp/metrics/*.py",
         "src/vecomp/data/registry.py",

@@ -21,6 +21,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ..devices import autocast, pick_device
 from ..encoders import VisionEncoder, create_encoder
 from ..encoders.weights import weights_hash
 from ..errors import VecompError
@@ -59,16 +60,6 @@ def _collate(items):
     return [i for i, _ in good], images, bad
 
 
-def device_and_autocast(device: str) -> tuple[torch.device, torch.autocast | None]:
-    """``auto`` picks a GPU when there is one; on a GPU the forward runs under bf16 autocast."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    chosen = torch.device(device)
-    if chosen.type == "cuda":
-        return chosen, torch.autocast("cuda", dtype=torch.bfloat16)
-    return chosen, None
-
-
 def _fail_on_bad(bad: list[tuple[str, str]], pool: str) -> None:
     listed = "\n".join(f"  {image_id}: {reason}" for image_id, reason in bad[:SHOW_OFFENDERS])
     more = f"\n  ... and {len(bad) - SHOW_OFFENDERS} more" if len(bad) > SHOW_OFFENDERS else ""
@@ -97,26 +88,23 @@ def extract_pool(
         _fail_on_bad(known_bad, pool)
     todo = index[~index.image_id.isin(writer.done)]
     ids, paths = list(todo.image_id), list(todo.path)
-    run_on, autocast = device_and_autocast(device)
+    run_on = pick_device(device)
     encoder = encoder.to(run_on).eval()
     loader = DataLoader(PoolImages(paths, encoder.transform()), batch_size=batch_size,
                         num_workers=workers, collate_fn=_collate,
                         pin_memory=run_on.type == "cuda")  # fmt: skip
     with tqdm(total=len(ids), desc=f"extract {pool}", unit="img", disable=None) as bar:
         for positions, images, bad in loader:
-            encoded = _encode(encoder, images, run_on, autocast) if images is not None else None
+            encoded = _encode(encoder, images, run_on) if images is not None else None
             _write_batch(writer, ids, positions, encoded, bad, on_bad_images, pool)
             bar.update(len(positions) + len(bad))
 
 
 @torch.inference_mode()
-def _encode(encoder, images, device, autocast):
+def _encode(encoder, images, device):
     images = images.to(device, non_blocking=True)
-    if autocast is None:
+    with autocast(device):
         out = encoder(images)
-    else:
-        with autocast:
-            out = encoder(images)
     return out.tokens.float().cpu(), out.boxes.float().cpu(), out.mask.cpu()
 
 

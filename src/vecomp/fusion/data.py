@@ -150,17 +150,16 @@ def _load_pooled(store: FeatureStore, image_ids: list[str], grid: int | None, ch
         parts.append(pool_tokens(block, grid) if grid else block)
     longest = max(p["mask"].shape[1] for p in parts)
 
-    def padded(key, dtype):
-        return torch.cat(
-            [F.pad(p[key], (0, 0, 0, longest - p[key].shape[1])) if p[key].dim() == 3
-             else F.pad(p[key], (0, longest - p[key].shape[1])) for p in parts]
-        ).to(dtype)  # fmt: skip
-
+    dtypes = {"tokens": torch.float16, "boxes": torch.float32, "mask": torch.bool}
     return {
-        "tokens": padded("tokens", torch.float16),
-        "boxes": padded("boxes", torch.float32),
-        "mask": padded("mask", torch.bool),
+        key: torch.cat([_pad_tokens(p[key], longest) for p in parts]).to(dtype)
+        for key, dtype in dtypes.items()
     }
+
+
+def _pad_tokens(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Zero-pad dimension 1 (tokens) of a ``[B, T]`` or ``[B, T, D]`` tensor to ``length``."""
+    return F.pad(x, [0, 0] * (x.dim() - 2) + [0, length - x.shape[1]])
 
 
 class TaskData:
@@ -181,22 +180,17 @@ class TaskData:
         self.kind = self.task.kind
         self.prepared = Path(prepared)
         self.text = TextStore(text_store)
-        self.visual = VisualSource(stores, self._image_ids(), pool_grid, preload)
+        self.tables = {s: pd.read_parquet(self.prepared / f"{s}.parquet") for s in SPLITS}
+        image_ids = [i for t in self.tables.values() for c in IMAGE_COLUMNS if c in t for i in t[c]]
+        self.visual = VisualSource(stores, image_ids, pool_grid, preload)
         self.labels = json.loads((self.prepared / "labels.json").read_text())["labels"]
         self.splits: dict[str, pd.DataFrame] = {}
         self.dropped: dict[str, int] = {}
 
-    def _image_ids(self) -> list[str]:
-        ids = []
-        for split in SPLITS:
-            frame = pd.read_parquet(self.prepared / f"{split}.parquet")
-            ids += [i for c in IMAGE_COLUMNS if c in frame for i in frame[c]]
-        return ids
-
     def split(self, name: str) -> pd.DataFrame:
         """A split's rows whose images every selected store holds (others counted in dropped)."""
         if name not in self.splits:
-            frame = pd.read_parquet(self.prepared / f"{name}.parquet")
+            frame = self.tables[name]
             ok = np.ones(len(frame), dtype=bool)
             for column in (c for c in IMAGE_COLUMNS if c in frame):
                 ok &= frame[column].map(self.visual.has).to_numpy(dtype=bool)
@@ -237,10 +231,10 @@ class TaskData:
         if generator is None:
             return positives
         images = frame["image_id"].unique()
+        own = pd.Index(images).get_indexer(frame["image_id"])
         negatives = []
         for _ in range(self.negatives):
             pick = torch.randint(len(images) - 1, (len(frame),), generator=generator).numpy()
-            own = pd.Index(images).get_indexer(frame["image_id"])
             other = images[pick + (pick >= own)]  # any image but the caption's own
             negatives.append(frame.assign(image_id=other, match=0.0))
         return pd.concat([positives, *negatives], ignore_index=True)

@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 
 from .. import __version__
+from ..devices import autocast, pick_device
 from ..errors import VecompError
 from ..io import atomic_path, write_json
 from .data import TaskData, to_device
@@ -77,12 +78,6 @@ class Run:
     @property
     def name(self) -> str:
         return f"{self.task}/{'+'.join(self.encoders)}/seed{self.seed}-vedrop{self.ve_dropout:g}"
-
-
-def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
 
 
 def schedule(step: int, total: int, warmup: float) -> float:
@@ -169,7 +164,7 @@ class Trainer:
 
     def _step(self, batch: dict) -> float:
         batch = to_device(batch, self.device)
-        with _autocast(self.device):
+        with autocast(self.device):
             logits = self.model(batch)
             loss = self.model.loss(logits.float(), batch["targets"])
             if isinstance(self.model, RetrievalModel):
@@ -195,7 +190,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, split: str, kept=None):
-        with _autocast(self.device):
+        with autocast(self.device):
             return evaluate(
                 self.model, self.data, split, kept, self.train.eval_batch_size, self.device,
                 rerank_top_k=self.train.rerank_top_k,
@@ -288,10 +283,6 @@ def _save(obj, path: Path) -> None:
     archive's root folder "archive" instead of after the temporary file's random name)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as file:
         torch.save(obj, file)
-
-
-def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
 def load_checkpoint(path: Path):
