@@ -99,10 +99,27 @@ def test_collect_writes_tidy_tables_and_seed_statistics(tmp_path):
     collect(folders, tmp_path / "tables", tmp_path / "summary.json")
     runs = pd.read_csv(tmp_path / "tables" / "runs.csv")
     assert len(runs) == 6 and set(runs.split) == {"dev", "test"}
+    assert (runs.kept == runs.encoders).all()  # dev rows keep everything; so does this test row
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["gqa"]["grid"]["accuracy"] == {"mean": 55.0, "std": 7.0711, "seeds": 2}
     assert summary["gqa"]["patch"]["accuracy"]["std"] == 0.0
-    assert len(pd.read_csv(tmp_path / "tables" / "masked.csv")) == 3
+    assert not (tmp_path / "tables" / "masked.csv").exists()  # one table holds everything
+
+
+def test_collect_keeps_every_masked_evaluation_in_the_one_table(tmp_path):
+    folder = _fake_run(tmp_path / "a", "gqa", "grid+patch", 0, 50.0)
+    masked = pd.DataFrame(
+        {"task": "gqa", "encoders": "grid+patch", "seed": 0, "ve_dropout": 0.0,
+         "kept": ["grid+patch", "grid", "patch"], "masked": ["", "patch", "grid"],
+         "metric": "accuracy", "value": [50.0, 45.0, 30.0]}
+    )  # fmt: skip
+    masked.to_csv(folder / "masked.csv", index=False)
+    collect([folder], tmp_path / "tables", tmp_path / "summary.json")
+    runs = pd.read_csv(tmp_path / "tables" / "runs.csv")
+    test = runs[runs.split == "test"].set_index("kept")["value"]
+    assert test.to_dict() == {"grid": 45.0, "grid+patch": 50.0, "patch": 30.0}
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["gqa"]["grid+patch"]["accuracy"]["mean"] == 50.0  # the unmasked score only
 
 
 def test_collect_names_an_unfinished_run(tmp_path):

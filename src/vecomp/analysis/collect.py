@@ -1,9 +1,11 @@
-"""Collect the sweep's runs into tidy tables and a summary metric file.
+"""Collect the sweep's runs into one tidy table and a summary metric file.
 
-- ``runs.csv``: one row per (task, encoders, seed, ve_dropout, split, metric) with its value,
-  plus each run's selected epoch and parameter count (timings stay in each run's metrics.json,
-  so the table is byte-identical across reruns).
-- ``masked.csv``: every run's inference-time masking table, concatenated.
+- ``runs.csv``, one row per (task, encoders, seed, ve_dropout, split, kept, metric) with its
+  value and the run's parameter count and selected epoch. ``kept`` is the encoder subset left at
+  inference: dev rows keep every encoder of the run; test rows come from the run's masking table,
+  so the row whose ``kept`` equals ``encoders`` is the run's plain test score. Timings stay in
+  each run's metrics.json, so the table is byte-identical across reruns. Every analysis reads
+  this table (``vecomp.analysis.stats``).
 - ``summary.json`` (a DVC metric): per task and encoder subset (VE-dropout 0), the mean and
   standard deviation over seeds of each test metric.
 """
@@ -20,26 +22,34 @@ from ..errors import VecompError
 from ..io import atomic_path, write_json
 
 RUN_COLUMNS = ["task", "encoders", "seed", "ve_dropout"]
+TABLE_COLUMNS = [*RUN_COLUMNS, "split", "kept", "metric", "value", "parameters", "selected_epoch"]
 
 
-def read_run(folder: Path) -> tuple[list[dict], pd.DataFrame]:
+def read_run(folder: Path) -> pd.DataFrame:
+    """One run's rows of the tidy table: dev metrics, then test metrics under every masking."""
     path = folder / "metrics.json"
     if not path.exists():
         raise VecompError(f"{folder} has no metrics.json: the run did not finish; rerun it")
     metrics = json.loads(path.read_text())
     run = {k: metrics[k] for k in RUN_COLUMNS}
-    extra = {k: metrics[k] for k in ("selected_epoch", "parameters")}
-    rows = [
-        {**run, "split": split, "metric": name, "value": value, **extra}
-        for split in ("dev", "test")
-        for name, value in metrics[split].items()
-    ]
-    return rows, pd.read_csv(folder / "masked.csv")
+    dev = pd.DataFrame(
+        [{"metric": name, "value": value} for name, value in metrics["dev"].items()]
+    ).assign(split="dev", kept=metrics["encoders"])
+    test = pd.read_csv(folder / "masked.csv", dtype={"kept": str})[["kept", "metric", "value"]]
+    rows = pd.concat([dev, test.assign(split="test")], ignore_index=True)
+    extra = {k: metrics[k] for k in ("parameters", "selected_epoch")}
+    return rows.assign(**run, **extra)[TABLE_COLUMNS]
+
+
+def plain(runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of models evaluated with every encoder they were trained with."""
+    return runs[runs["kept"] == runs["encoders"]]
 
 
 def summarise(runs: pd.DataFrame) -> dict:
     """``{task: {encoders: {metric: {mean, std, seeds}}}}`` over test metrics, VE-dropout 0."""
-    test = runs[(runs["split"] == "test") & (runs["ve_dropout"] == 0)]
+    test = plain(runs)
+    test = test[(test["split"] == "test") & (test["ve_dropout"] == 0)]
     grouped = test.groupby(["task", "encoders", "metric"])["value"]
     stats = grouped.agg(["mean", "std", "count"]).reset_index()
     summary: dict = {}
@@ -52,26 +62,17 @@ def summarise(runs: pd.DataFrame) -> dict:
 
 
 def collect(folders: list[Path], out: Path, summary_path: Path) -> None:
-    rows, masked = [], []
-    for folder in folders:
-        run_rows, run_masked = read_run(folder)
-        rows += run_rows
-        masked.append(run_masked)
-    runs = pd.DataFrame(rows).sort_values(RUN_COLUMNS + ["split", "metric"], kind="stable")
-    masked_all = pd.concat(masked, ignore_index=True).sort_values(
-        RUN_COLUMNS + ["kept", "metric"], kind="stable"
-    )
+    runs = pd.concat([read_run(folder) for folder in folders], ignore_index=True)
+    runs = runs.sort_values(RUN_COLUMNS + ["split", "kept", "metric"], kind="stable")
     with atomic_path(out / "runs.csv") as tmp:
         runs.to_csv(tmp, index=False)
-    with atomic_path(out / "masked.csv") as tmp:
-        masked_all.to_csv(tmp, index=False)
     write_json(summary_path, summarise(runs))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vecomp collect", description=__doc__)
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (results/runs/...)")
-    parser.add_argument("--out", type=Path, required=True, help="folder for runs.csv, masked.csv")
+    parser.add_argument("--out", type=Path, required=True, help="folder for runs.csv")
     parser.add_argument("--summary", type=Path, required=True, help="summary metrics JSON")
     args = parser.parse_args(argv)
     collect(args.runs, args.out, args.summary)
