@@ -23,6 +23,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "encode-text": ("vecomp.fusion.text", "cache a task's texts through the language encoder"),
     "train": ("vecomp.fusion.train", "train and evaluate one fusion run of the sweep"),
     "collect": ("vecomp.analysis.collect", "gather the sweep's runs into tables"),
+    "analyse-task": ("vecomp.analysis.inference", "attention mass and ensembles of one task"),
+    "analyse": ("vecomp.analysis.analyse", "every analysis table, the results table, metrics"),
+    "figures": ("vecomp.analysis.figures", "draw the study's figures (PNG and PDF)"),
 }
 
 

@@ -1,0 +1,260 @@
+"""The study's figures: each a function from the analysis tables to a matplotlib Figure.
+
+Plot functions only draw; ``vecomp figures`` (the Snakemake rule) reads the tables written by
+``vecomp analyse`` and saves every figure in ``FIGURES`` as PNG and PDF. One style for all: the
+Okabe-Ito colour-blind-safe palette, one colour per encoder throughout, sizes that read at the
+width of a paper's column (small multiples span the page), and axes labelled with their units.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ..io import atomic_path  # noqa: E402
+from .stats import headline_metric  # noqa: E402
+
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442"]
+BLOCK_COLOURS = {"text": "#000000", "cls": "#999999"}
+STYLE = {
+    "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7,
+    "xtick.labelsize": 7, "ytick.labelsize": 7, "axes.spines.top": False,
+    "axes.spines.right": False, "figure.dpi": 150, "savefig.bbox": "tight",
+}  # fmt: skip
+COLUMN, PAGE = 3.4, 7.0  # inches
+
+
+def unit(task: str) -> str:
+    return {"rsum": "rSum", "accuracy": "acc., %"}[headline_metric(task)]
+
+
+def encoder_colours(names) -> dict[str, str]:
+    """A fixed colour per encoder (alphabetical), the same in every figure."""
+    return {name: OKABE_ITO[i % len(OKABE_ITO)] for i, name in enumerate(sorted(set(names)))}
+
+
+def _encoders_in(subsets) -> list[str]:
+    return sorted({e for s in subsets for e in s.split("+")})
+
+
+def _facets(tasks, rows: int = 1, height: float = 2.0):
+    tasks = list(tasks)
+    cols = min(3, len(tasks)) if rows == 1 else len(tasks)
+    grid_rows = rows * int(np.ceil(len(tasks) / cols)) if rows == 1 else rows
+    figure, axes = plt.subplots(grid_rows, cols, figsize=(PAGE, height * grid_rows), squeeze=False)
+    for ax in axes.flat[len(tasks) * rows :]:
+        ax.set_visible(False)
+    return figure, axes
+
+
+def _largest(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of each task's model with the most encoders (VE-dropout 0)."""
+    frame = frame[frame["ve_dropout"] == 0]
+    size = frame["encoders"].str.count(r"\+")
+    return frame[size == size.groupby(frame["task"]).transform("max")]
+
+
+# ------------------------------------------------------------------ the figures
+def results_heatmap(results: pd.DataFrame) -> plt.Figure:
+    """Task x encoder subset: each cell's mean test score, coloured relative to the task's
+    worst (0) and best (1) subset, since tasks use different metrics."""
+    table = results.pivot(index="encoders", columns="task", values="mean")
+    order = results.sort_values(["n_encoders", "encoders"])["encoders"].unique()
+    table = table.loc[order]
+    low, high = table.min(), table.max()
+    relative = (table - low) / (high - low).replace(0, 1)
+    figure, ax = plt.subplots(figsize=(PAGE, 0.35 * len(table) + 1.2))
+    image = ax.imshow(relative.to_numpy(), cmap="cividis", aspect="auto", vmin=0, vmax=1)
+    for (i, j), value in np.ndenumerate(table.to_numpy()):
+        colour = "black" if relative.iloc[i, j] > 0.5 else "white"
+        ax.text(j, i, f"{value:.1f}", ha="center", va="center", color=colour, fontsize=7)
+    ax.set_xticks(range(table.shape[1]), table.columns, rotation=20, ha="right")
+    ax.set_yticks(range(table.shape[0]), table.index)
+    ax.set_xlabel("task (VQA accuracy, accuracy or rSum)")
+    ax.set_ylabel("encoder subset")
+    figure.colorbar(image, ax=ax, label="score relative to the task's worst and best subset")
+    return figure
+
+
+def gain_over_best_single(gains: pd.DataFrame) -> plt.Figure:
+    """Per task, each multi-encoder subset's gain over the best single encoder in it."""
+    figure, axes = _facets(gains["task"].unique())
+    for ax, (task, rows) in zip(axes.flat, gains.groupby("task"), strict=False):
+        y = np.arange(len(rows))
+        error = [rows["gain"] - rows["low"], rows["high"] - rows["gain"]]
+        colours = ["#009E73" if g > 0 else "#D55E00" for g in rows["gain"]]
+        ax.barh(y, rows["gain"], xerr=error, color=colours, capsize=2)
+        ax.set_yticks(y, [f"{s}\n(vs {b})" for s, b in zip(rows["encoders"], rows["best_single"],
+                                                            strict=True)])  # fmt: skip
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_title(task)
+        ax.set_xlabel(f"gain ({unit(task)} points)")
+    figure.suptitle("Multi-encoder subset minus its best single encoder (mean over seeds, 95% "
+                    "bootstrap interval)")  # fmt: skip
+    figure.tight_layout()
+    return figure
+
+
+def necessity_vs_capacity(necessity: pd.DataFrame) -> plt.Figure:
+    """Per task, for the model with every encoder: each encoder's necessity (the drop when it is
+    masked) against its capacity (its score alone)."""
+    rows = _largest(necessity)
+    colours = encoder_colours(rows["encoder"])
+    figure, axes = _facets(rows["task"].unique())
+    for ax, (task, task_rows) in zip(axes.flat, rows.groupby("task"), strict=False):
+        for row in task_rows.itertuples(index=False):
+            ax.errorbar(row.capacity, row.necessity, yerr=row.necessity_std, fmt="o",
+                        color=colours[row.encoder], label=row.encoder, capsize=2)  # fmt: skip
+        ax.axhline(0, color="grey", linewidth=0.6)
+        ax.set_title(task)
+        ax.set_xlabel(f"capacity: score alone ({unit(task)})")
+        ax.set_ylabel("necessity: drop when masked")
+    _legend(figure, axes)
+    figure.tight_layout()
+    return figure
+
+
+def masking_vs_retraining(table: pd.DataFrame) -> plt.Figure:
+    """Per task: a model evaluated with encoders masked against the model retrained on the kept
+    encoders; points under the diagonal lose more by masking than by retraining."""
+    rows = table[table["ve_dropout"] == 0]
+    colours = encoder_colours(rows["kept"])
+    figure, axes = _facets(rows["task"].unique())
+    for ax, (task, task_rows) in zip(axes.flat, rows.groupby("task"), strict=False):
+        for row in task_rows.itertuples(index=False):
+            ax.scatter(row.retrained, row.masked, color=colours[row.kept], label=row.kept, s=14)
+        limits = [task_rows[["masked", "retrained"]].min().min(),
+                  task_rows[["masked", "retrained"]].max().max()]  # fmt: skip
+        ax.plot(limits, limits, color="grey", linewidth=0.6, linestyle="--")
+        ax.set_title(task)
+        ax.set_xlabel(f"retrained on kept ({unit(task)})")
+        ax.set_ylabel("masked at inference")
+    _legend(figure, axes, title="kept encoders")
+    figure.tight_layout()
+    return figure
+
+
+def attention_per_layer(attention: pd.DataFrame) -> plt.Figure:
+    """Per task, for the model with every encoder: the attention mass that the text queries put
+    on each block, per layer; raw (top) and per token (bottom)."""
+    rows = _largest(attention)
+    rows = rows[rows["query"] == "text"]
+    colours = encoder_colours(b for b in rows["block"] if b not in BLOCK_COLOURS) | BLOCK_COLOURS
+    tasks = rows["task"].unique()
+    figure, axes = plt.subplots(2, len(tasks), figsize=(PAGE, 3.6), squeeze=False, sharex=True)
+    for j, (task, task_rows) in enumerate(rows.groupby("task")):
+        for i, value in enumerate(("mass", "per_token")):
+            ax = axes[i, j]
+            for block, block_rows in task_rows.groupby("block"):
+                ax.plot(block_rows["layer"], block_rows[value], marker="o", markersize=3,
+                        color=colours[block], label=block)  # fmt: skip
+            ax.set_title(task if i == 0 else "")
+            ax.set_xticks(sorted(task_rows["layer"].unique()))
+        axes[1, j].set_xlabel("layer")
+    axes[0, 0].set_ylabel("attention mass (share)")
+    axes[1, 0].set_ylabel("mass per token")
+    _legend(figure, axes, title="block")
+    figure.tight_layout()
+    return figure
+
+
+def ensemble_vs_fusion(table: pd.DataFrame) -> plt.Figure:
+    """Per task and multi-encoder subset: the fusion model against the average of its single-
+    encoder models (mean ± std over seeds)."""
+    figure, axes = _facets(table["task"].unique())
+    for ax, (task, rows) in zip(axes.flat, table.groupby("task"), strict=False):
+        y = np.arange(len(rows))
+        ax.barh(y - 0.2, rows["mean_fusion"], 0.4, xerr=rows["std_fusion"], label="fusion",
+                color=OKABE_ITO[0], capsize=2)  # fmt: skip
+        ax.barh(
+            y + 0.2,
+            rows["mean_ensemble"],
+            0.4,
+            xerr=rows["std_ensemble"],
+            label="ensemble of single-encoder models",
+            color=OKABE_ITO[1],
+            capsize=2,
+        )
+        ax.set_yticks(y, rows["encoders"])
+        ax.set_title(task)
+        ax.set_xlabel(f"test score ({unit(task)})")
+        low = min(rows["mean_fusion"].min(), rows["mean_ensemble"].min())
+        ax.set_xlim(left=low * 0.8)
+    _legend(figure, axes)
+    figure.tight_layout()
+    return figure
+
+
+def training_dropout(masked: pd.DataFrame) -> plt.Figure:
+    """Per task: models trained with VE-dropout p > 0 against p = 0 (same subsets), evaluated with
+    every subset of their encoders kept."""
+    trained = masked[masked["ve_dropout"] > 0][["task", "encoders"]].drop_duplicates()
+    rows = masked.merge(trained, on=["task", "encoders"])
+    probabilities = sorted(rows["ve_dropout"].unique())
+    colours = dict(zip(probabilities, OKABE_ITO, strict=False))
+    figure, axes = _facets(rows["task"].unique())
+    for ax, (task, task_rows) in zip(axes.flat, rows.groupby("task"), strict=False):
+        task_rows = task_rows[task_rows["encoders"] == task_rows["encoders"].iloc[0]]
+        kept = sorted(task_rows["kept"].unique(), key=lambda k: (-k.count("+"), k))
+        width = 0.8 / len(probabilities)
+        for k, p in enumerate(probabilities):
+            values = task_rows[task_rows["ve_dropout"] == p].set_index("kept").loc[kept]
+            ax.barh(np.arange(len(kept)) + k * width, values["mean"], width, xerr=values["std"],
+                    color=colours[p], label=f"trained with p = {p:g}", capsize=2)  # fmt: skip
+        ax.set_yticks(np.arange(len(kept)) + width * (len(probabilities) - 1) / 2, kept)
+        ax.set_title(task)
+        ax.set_xlabel(f"kept at test ({unit(task)})")
+    _legend(figure, axes)
+    figure.tight_layout()
+    return figure
+
+
+def _legend(figure, axes, title=None) -> None:
+    handles = {}
+    for ax in np.ravel(axes):
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    figure.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(4, len(handles)),
+                  title=title, bbox_to_anchor=(0.5, 1.0), frameon=False)  # fmt: skip
+
+
+# name -> (plot function, the analysis table it draws)
+FIGURES = {
+    "results_heatmap": (results_heatmap, "results"),
+    "gain_over_best_single": (gain_over_best_single, "gains"),
+    "necessity_vs_capacity": (necessity_vs_capacity, "necessity"),
+    "masking_vs_retraining": (masking_vs_retraining, "masking_vs_retraining"),
+    "attention_per_layer": (attention_per_layer, "attention"),
+    "ensemble_vs_fusion": (ensemble_vs_fusion, "ensemble"),
+    "training_dropout": (training_dropout, "masked"),
+}
+
+
+def save(figure: plt.Figure, stem: Path) -> None:
+    """PNG and PDF, each written atomically; PDFs without a creation date (reproducible)."""
+    for suffix, extra in ((".png", {}), (".pdf", {"metadata": {"CreationDate": None}})):
+        with atomic_path(stem.with_suffix(suffix)) as tmp:
+            figure.savefig(tmp, format=suffix[1:], **extra)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vecomp figures", description=__doc__)
+    parser.add_argument("--analysis", type=Path, required=True, help="`vecomp analyse` folder")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the figures")
+    parser.add_argument("--only", nargs="*", choices=sorted(FIGURES), help="default: all")
+    args = parser.parse_args(argv)
+    plt.rcParams.update(STYLE)
+    for name in args.only or FIGURES:
+        plot, table = FIGURES[name]
+        frame = pd.read_csv(args.analysis / f"{table}.csv", dtype={"kept": str})
+        save(plot(frame), args.out / name)
+    print(f"wrote {len(args.only or FIGURES)} figures to {args.out}")
+    return 0

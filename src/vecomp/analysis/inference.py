@@ -1,0 +1,216 @@
+"""Analyses that need the trained models: attention mass per block, and single-encoder ensembles.
+
+``vecomp analyse-task`` runs once per task. It loads the task's data once (every encoder's
+store), then every run's checkpoint, and writes two tidy tables under ``--out``:
+
+- ``attention.csv``: for each run and layer, the attention mass that the queries put on each
+  block of the sequence (``text``, each encoder; the [CLS] key is counted as ``cls``), averaged
+  over heads and over a fixed evaluation sample (the first ``--samples`` test items; for NLVR2
+  the left image, for retrieval each caption with its own image). Two query groups: ``text``
+  (every real text token, averaged) and ``pooled`` (the [CLS] query the head reads). ``mass`` is
+  the raw share of attention (it sums to 1 over blocks); ``per_token`` divides it by the block's
+  number of real tokens, so long and short blocks compare.
+- ``ensemble.csv``: for every multi-encoder subset and seed, the test metrics of the average of
+  that seed's single-encoder models (VE-dropout 0): their probabilities (matching scores for
+  retrieval) averaged, then scored with the same evaluator as any run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..devices import autocast, pick_device
+from ..errors import VecompError
+from ..fusion.data import TaskData, to_device
+from ..fusion.evaluate import evaluate
+from ..fusion.train import _store_argument, load_checkpoint
+from ..io import atomic_path
+
+QUERIES = ("text", "pooled")
+PROBABILITIES = {  # a task model's outputs as probabilities (what an ensemble averages)
+    "vqa": torch.sigmoid,
+    "classification": lambda logits: logits.softmax(-1),
+    "pair": lambda logits: logits.softmax(-1),
+    "retrieval": torch.sigmoid,
+}
+
+
+# ------------------------------------------------------------------ attention
+def _sample_batch(data: TaskData, samples: int) -> dict:
+    """The fixed evaluation sample: the first ``samples`` test items (positives for retrieval)."""
+    return next(data.batches("test", samples))
+
+
+def _block_slices(blocks: dict[str, int]) -> dict[str, slice]:
+    slices, start = {}, 0
+    for name, length in blocks.items():
+        slices[name] = slice(start, start + length)
+        start += length
+    return slices
+
+
+@torch.no_grad()
+def attention_mass(model, batch: dict) -> pd.DataFrame:
+    """Rows: layer, query, block, mass, per_token (means over the sample and its text tokens)."""
+    out = model.fusion(batch["text"], batch["visual"], attention=True)
+    slices = _block_slices(out["blocks"])
+    real = {"cls": torch.ones_like(batch["text"]["mask"][:, :1]), "text": batch["text"]["mask"]}
+    for e, name in enumerate(model.config.encoders):
+        real[name] = batch["visual"][name]["mask"] & out["keep"][:, e : e + 1]
+    text_queries = batch["text"]["mask"].float()
+    rows = []
+    for layer, weights in enumerate(out["attention"], start=1):
+        text_rows = weights[:, slices["text"], :]  # [B, T, L]
+        for block, keys in slices.items():
+            counts = real[block].float().sum(1).clamp(min=1)  # [B]
+            on_block = {
+                "pooled": weights[:, 0, keys].sum(-1),
+                "text": (text_rows[..., keys].sum(-1) * text_queries).sum(1)
+                / text_queries.sum(1).clamp(min=1),
+            }
+            for query in QUERIES:
+                mass = on_block[query].float()
+                rows.append({
+                    "layer": layer, "query": query, "block": block,
+                    "mass": mass.mean().item(), "per_token": (mass / counts).mean().item(),
+                })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ ensembles
+class Ensemble(nn.Module):
+    """Several task models as one: their probabilities averaged. For the retrieval shortlist its
+    embeddings concatenate the members' (scaled), so a dot product averages their similarities."""
+
+    def __init__(self, members: list[nn.Module], kind: str, encoders: tuple[str, ...]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.probabilities = PROBABILITIES[kind]
+        self.config = SimpleNamespace(encoders=encoders)
+        self._columns = [[encoders.index(e) for e in m.config.encoders] for m in members]
+        self._scale = 1 / math.sqrt(len(members))
+
+    def forward(self, batch: dict, keep: torch.Tensor | None = None) -> torch.Tensor:
+        outputs = [
+            self.probabilities(member(batch, None if keep is None else keep[:, columns]).float())
+            for member, columns in zip(self.members, self._columns, strict=True)
+        ]
+        return torch.stack(outputs).mean(0)
+
+    def text_embedding(self, text: dict) -> torch.Tensor:
+        return torch.cat([m.text_embedding(text) for m in self.members], -1) * self._scale
+
+    def image_embedding(self, visual: dict, keep: torch.Tensor) -> torch.Tensor:
+        parts = [
+            m.image_embedding(visual, keep[:, columns])
+            for m, columns in zip(self.members, self._columns, strict=True)
+        ]
+        return torch.cat(parts, -1) * self._scale
+
+
+def ensemble_rows(runs: dict, data: TaskData, options: dict, device) -> list[dict]:
+    """Test metrics of every multi-encoder subset's single-encoder ensemble, per seed."""
+    singles = {
+        (run["encoders"][0], run["seed"]): model
+        for run, model in runs.values()
+        if len(run["encoders"]) == 1 and run["ve_dropout"] == 0
+    }
+    rows = []
+    subsets = {(r["encoders"], r["seed"]) for r, _ in runs.values() if len(r["encoders"]) > 1}
+    for encoders, seed in sorted(subsets):
+        members = [singles.get((e, seed)) for e in encoders]
+        if any(m is None for m in members):
+            continue  # a single-encoder run is missing (e.g. a partial sweep): no ensemble
+        ensemble = Ensemble(members, data.kind, tuple(encoders)).to(device)
+        metrics, _ = evaluate(ensemble, data, "test", device=device, **options)
+        name = "+".join(encoders)
+        rows += [
+            {"task": data.task.name, "encoders": name, "seed": seed, "metric": m, "value": v}
+            for m, v in metrics.items()
+        ]
+    return rows
+
+
+# ------------------------------------------------------------------ the job
+def load_runs(folders: list[Path]) -> dict:
+    """``{folder: (run dict, model)}`` for every run folder's checkpoint."""
+    runs = {}
+    for folder in folders:
+        path = folder / "checkpoint.pt"
+        if not path.exists():
+            raise VecompError(f"{folder} has no checkpoint.pt: train that run first")
+        model, checkpoint = load_checkpoint(path)
+        run = checkpoint["run"] | {"encoders": tuple(checkpoint["run"]["encoders"])}
+        runs[folder] = (run | {"pool_grid": checkpoint["pool_grid"]}, model)
+    return runs
+
+
+def pool_grid_of(runs: dict) -> dict[str, int]:
+    """The one feature pooling every run of the task was trained with (an error if they differ)."""
+    grid: dict[str, int] = {}
+    for folder, (run, _) in runs.items():
+        for name, size in run["pool_grid"].items():
+            if grid.setdefault(name, size) != size:
+                raise VecompError(
+                    f"{folder} pools {name} to {size}, other runs to {grid[name]}: runs of one "
+                    "task must share model.pool_grid; rerun the sweep with one setting"
+                )
+    return grid
+
+
+def analyse_task(task, prepared, text, stores, folders, samples, out, options, device) -> None:
+    runs = load_runs(folders)
+    data = TaskData(task, prepared, text, stores, pool_grid_of(runs))
+    batch = to_device(_sample_batch(data, samples), device)
+    attention = []
+    with autocast(device):
+        for run, model in runs.values():
+            model.to(device)
+            labels = {"task": task, "encoders": "+".join(run["encoders"]), "seed": run["seed"]}
+            attention.append(
+                attention_mass(model, batch).assign(**labels, ve_dropout=run["ve_dropout"])
+            )
+        ensembles = ensemble_rows(runs, data, options, device)
+    columns = ["task", "encoders", "seed", "ve_dropout", "layer", "query", "block"]
+    attention = pd.concat(attention, ignore_index=True)
+    attention = attention[[*columns, "mass", "per_token"]].sort_values(columns, kind="stable")
+    ensembles = pd.DataFrame(ensembles, columns=["task", "encoders", "seed", "metric", "value"])
+    with atomic_path(out / "attention.csv") as tmp:
+        attention.to_csv(tmp, index=False)
+    with atomic_path(out / "ensemble.csv") as tmp:
+        ensembles.to_csv(tmp, index=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vecomp analyse-task", description=__doc__)
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--prepared", type=Path, required=True, help="results/prepared/<task>")
+    parser.add_argument("--text", type=Path, required=True, help="the task's text store")
+    parser.add_argument(
+        "--store", type=_store_argument, action="append", required=True,
+        help="ENCODER=FOLDER of a feature store, once per encoder",
+    )  # fmt: skip
+    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="run folders")
+    parser.add_argument("--samples", type=int, default=256, help="attention sample size")
+    parser.add_argument("--options", default="{}", help="JSON: evaluation options (rerank_top_k)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.samples < 1:
+        parser.error(f"--samples must be at least 1, got {args.samples}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    stores = dict(args.store)
+    analyse_task(args.task, args.prepared, args.text, stores, args.runs, args.samples, args.out,
+                 json.loads(args.options), pick_device(args.device))  # fmt: skip
+    print(f"analysed {len(args.runs)} runs of {args.task} into {args.out}")
+    return 0

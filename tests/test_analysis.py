@@ -1,0 +1,168 @@
+"""The analyses on hand-computed tables, the model-based analyses on small models, the figures
+and the results table."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+import torch
+
+from tests.test_fusion_model import _batch, _config
+from vecomp import cli
+from vecomp.analysis import stats, tables
+from vecomp.analysis.analyse import ANALYSES, analyse
+from vecomp.analysis.figures import FIGURES
+from vecomp.analysis.inference import Ensemble, attention_mass
+from vecomp.fusion.heads import build_task_model
+
+# gqa test accuracy per (encoders, kept) and seed: grid 50/52, patch 40/44, and grid+patch
+# 55/58, which scores 45/47 with patch masked and 30/34 with grid masked.
+SCORES = {
+    ("grid", "grid"): (50, 52), ("patch", "patch"): (40, 44),
+    ("grid+patch", "grid+patch"): (55, 58), ("grid+patch", "grid"): (45, 47),
+    ("grid+patch", "patch"): (30, 34),
+}  # fmt: skip
+PARAMETERS = {"grid": 100, "patch": 90, "grid+patch": 150}
+
+
+def _runs(extra: dict | None = None) -> pd.DataFrame:
+    rows = []
+    for (encoders, kept), values in {**SCORES, **(extra or {})}.items():
+        for seed, value in enumerate(values):
+            common = {"task": "gqa", "encoders": encoders, "seed": seed, "ve_dropout": 0.0,
+                      "parameters": PARAMETERS[encoders], "selected_epoch": 1}  # fmt: skip
+            rows.append(common | {"split": "test", "kept": kept, "metric": "accuracy",
+                                  "value": float(value)})  # fmt: skip
+            if kept == encoders:
+                rows.append(common | {"split": "dev", "kept": kept, "metric": "accuracy",
+                                      "value": float(value) + 1})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_results_table_has_seed_statistics_parameters_and_the_best_subset():
+    table = stats.results_table(_runs()).set_index("encoders")
+    assert table.loc["grid+patch", "mean"] == 56.5
+    assert table.loc["grid+patch", "std"] == pytest.approx(2.1213, abs=1e-4)
+    assert table.loc["patch", "parameters"] == 90 and table.loc["grid+patch", "n_encoders"] == 2
+    assert table["best"].to_dict() == {"grid": False, "grid+patch": True, "patch": False}
+
+
+def test_gain_is_paired_by_seed_against_the_best_single_encoder_in_the_subset():
+    gain = stats.gains(_runs()).iloc[0]
+    assert gain["best_single"] == "grid" and gain["gain"] == 5.5  # (55-50 + 58-52) / 2
+    assert 5 <= gain["low"] <= gain["high"] <= 6
+
+
+def test_a_subset_worse_than_its_best_single_encoder_has_a_negative_gain():
+    worse = {("grid+patch", "grid+patch"): (48, 49)}
+    assert stats.gains(_runs(worse)).iloc[0]["gain"] == -2.5
+
+
+def test_necessity_is_the_drop_when_masked_and_capacity_the_score_alone():
+    table = stats.necessity(_runs()).set_index("encoder")
+    assert table.loc["patch", "necessity"] == 10.5  # (55-45 + 58-47) / 2
+    assert table.loc["grid", "necessity"] == 24.5  # (55-30 + 58-34) / 2
+    assert table.loc["grid", "capacity"] == 51 and table.loc["patch", "capacity"] == 42
+
+
+def test_masking_is_compared_with_the_model_retrained_on_the_kept_encoders():
+    table = stats.masking_vs_retraining(_runs()).set_index("kept")
+    assert table.loc["grid", "masked"] == 46 and table.loc["grid", "retrained"] == 51
+    assert table.loc["patch", "difference"] == 32 - 42
+
+
+def test_results_table_renders_as_markdown_and_booktabs_latex():
+    results = stats.results_table(_runs())
+    baselines = {"gqa": {"majority": 41.1, "text_only": 42.2}}
+    md = tables.markdown(results, baselines)
+    assert "| **56.5 ± 2.1** |" in md and "| text only | 42.2 |" in md
+    tex = tables.latex(results, baselines)
+    assert r"\toprule" in tex and r"\textbf{56.5 $\pm$ 2.1}" in tex and tex.count(r"\midrule") == 2
+
+
+def test_attention_mass_sums_to_one_over_blocks_and_ignores_masked_tokens():
+    encoders = ("grid", "patch")
+    model = build_task_model("classification", _config(encoders), 3).eval()
+    batch = _batch(encoders)
+    batch["visual"]["patch"]["mask"][:] = False  # patch tokens are all padding
+    table = attention_mass(model, batch)
+    totals = table.groupby(["layer", "query"])["mass"].sum()
+    assert totals.to_numpy() == pytest.approx(1.0, abs=1e-5)
+    assert set(table["block"]) == {"cls", "text", "grid", "patch"}
+    assert table[table.block == "patch"]["mass"].abs().max() < 1e-6
+
+
+def test_an_ensemble_averages_its_members_probabilities_on_their_own_encoders():
+    grid = build_task_model("classification", _config(("grid",)), 3).eval()
+    patch = build_task_model("classification", _config(("patch",)), 3).eval()
+    batch = _batch(("grid", "patch"))
+    ensemble = Ensemble([grid, patch], "classification", ("grid", "patch"))
+    expected = (grid(batch).softmax(-1) + patch(batch).softmax(-1)) / 2
+    assert torch.allclose(ensemble(batch), expected)
+    keep = torch.tensor([[True, True]]).expand(3, -1)
+    assert torch.allclose(ensemble(batch, keep), expected)
+
+
+def _task_tables(folder):
+    folder.mkdir(parents=True)
+    attention = pd.DataFrame(
+        [{"task": "gqa", "encoders": "grid+patch", "seed": s, "ve_dropout": 0.0, "layer": layer,
+          "query": q, "block": b, "mass": m, "per_token": m / 4}
+         for s in (0, 1) for layer in (1, 2) for q in ("text", "pooled")
+         for b, m in (("cls", 0.1), ("text", 0.3), ("grid", 0.4), ("patch", 0.2))]
+    )  # fmt: skip
+    attention.to_csv(folder / "attention.csv", index=False)
+    ensemble = pd.DataFrame({"task": "gqa", "encoders": "grid+patch", "seed": [0, 1],
+                             "metric": "accuracy", "value": [53.0, 54.0]})  # fmt: skip
+    ensemble.to_csv(folder / "ensemble.csv", index=False)
+    return folder
+
+
+def test_analyse_writes_every_table_the_results_table_and_headline_metrics(tmp_path):
+    inputs = {
+        "runs": _runs(),
+        "attention": pd.read_csv(_task_tables(tmp_path / "gqa") / "attention.csv"),
+        "ensembles": pd.read_csv(tmp_path / "gqa" / "ensemble.csv"),
+    }
+    analyse(inputs, {}, tmp_path / "out", tmp_path / "metrics.json")
+    for name in ANALYSES:
+        assert len(pd.read_csv(tmp_path / "out" / f"{name}.csv")), name
+    assert (tmp_path / "out" / "results.tex").exists()
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["gqa"] == {
+        "best": "grid+patch", "score": 56.5, "gain_over_best_single": 5.5,
+        "dominant_last_layer": "grid",
+    }  # fmt: skip
+    ensemble = pd.read_csv(tmp_path / "out" / "ensemble.csv").iloc[0]
+    assert ensemble["mean_fusion"] == 56.5 and ensemble["mean_ensemble"] == 53.5
+
+
+def test_every_figure_is_drawn_and_saved_as_png_and_pdf(tmp_path):
+    task = _task_tables(tmp_path / "tasks" / "gqa")
+    runs = _runs()
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    assert cli.main(["analyse", "--runs", str(tmp_path / "runs.csv"), "--tasks", str(task),
+                     "--out", str(tmp_path / "analysis"),
+                     "--metrics", str(tmp_path / "m.json")]) == 0  # fmt: skip
+    dropout = pd.read_csv(tmp_path / "analysis" / "masked.csv")  # add a p > 0 model to draw
+    extra = dropout[dropout.encoders == "grid+patch"].assign(ve_dropout=0.3)
+    pd.concat([dropout, extra]).to_csv(tmp_path / "analysis" / "masked.csv", index=False)
+    assert cli.main(["figures", "--analysis", str(tmp_path / "analysis"),
+                     "--out", str(tmp_path / "figures")]) == 0  # fmt: skip
+    for name in FIGURES:
+        for suffix in (".png", ".pdf"):
+            assert (tmp_path / "figures" / f"{name}{suffix}").stat().st_size > 1000, name
+    assert not plt.get_fignums()  # every figure closed after saving
+
+
+def test_analyse_names_a_task_without_its_tables(tmp_path, capsys):
+    _runs().to_csv(tmp_path / "runs.csv", index=False)
+    (tmp_path / "vqav2").mkdir()
+    code = cli.main(["analyse", "--runs", str(tmp_path / "runs.csv"), "--tasks",
+                     str(tmp_path / "vqav2"), "--out", str(tmp_path / "a"),
+                     "--metrics", str(tmp_path / "m.json")])  # fmt: skip
+    assert code != 0 and not (tmp_path / "a").exists()
+    assert "vqav2 lacks its tables: run `vecomp analyse-task`" in capsys.readouterr().err
