@@ -27,6 +27,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/encoders.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/fusion.smk"
+include: "workflow/rules/analysis.smk"
 
 
 rule all:
@@ -36,3 +37,4 @@ rule all:
         rules.encoders.input,
         rules.features.input,
         rules.sweep.input,
+        rules.analysis.input,

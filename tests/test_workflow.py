@@ -136,12 +136,30 @@ def test_tiny_run_trains_the_whole_sweep_and_collects_it(tiny_run):
     assert not list(results.glob("runs/**/resume.pt"))
     table = pd.read_csv(results / "tables" / "runs.csv")
     assert set(table.task) == set(TASKS) and table.encoders.nunique() == 7
-    masked = pd.read_csv(results / "tables" / "masked.csv")
-    full = masked[masked.encoders == "grid+patch+region"]
+    full = table[(table.encoders == "grid+patch+region") & (table.split == "test")]
     assert full.groupby(["task", "seed", "ve_dropout"]).kept.nunique().eq(7).all()
     summary = json.loads((results / "metrics" / "sweep.json").read_text())
     assert set(summary) == set(TASKS)
     assert summary["coco_retrieval"]["grid"]["rsum"]["seeds"] == 1
+
+
+@pytest.mark.slow
+def test_tiny_run_ends_with_the_analyses_figures_and_a_report(tiny_run, tmp_path):
+    from vecomp.analysis.analyse import ANALYSES
+    from vecomp.analysis.figures import FIGURES
+
+    results = tiny_run / "results"
+    for name in ANALYSES:
+        assert len(pd.read_csv(results / "analysis" / f"{name}.csv")), name
+    for name in FIGURES:
+        assert (results / "figures" / f"{name}.png").exists(), name
+        assert (results / "figures" / f"{name}.pdf").exists(), name
+    metrics = json.loads((results / "metrics" / "analysis.json").read_text())
+    assert set(metrics) == set(TASKS) and all("best" in m for m in metrics.values())
+    assert "**" in (results / "analysis" / "results.md").read_text()  # the best marked
+    report = tmp_path / "report.html"
+    run(["snakemake", "--report", str(report)], tiny_run)
+    assert report.stat().st_size > 100_000 and "attention_per_layer.png" in report.read_text()
 
 
 @pytest.mark.slow
@@ -153,7 +171,9 @@ def test_changing_one_task_training_setting_reruns_only_its_runs(tiny_run, tmp_p
     planned = planned_jobs(run(["snakemake", "-n", "--configfile", str(changed)], tiny_run).stdout)
     trained = {w for rule, w in planned if rule == "train_fusion"}
     assert len(trained) == 8 and all(w.startswith("task=gqa,") for w in trained)
-    assert {rule for rule, _ in planned} == {"train_fusion", "collect_runs", "all"}
+    downstream = {job for job in planned if job[0] != "train_fusion"}
+    assert downstream == {("collect_runs", ""), ("analyse_task", "task=gqa"), ("analyse", ""),
+                          ("figures", ""), ("all", "")}  # fmt: skip
 
 
 @pytest.mark.slow
@@ -169,6 +189,9 @@ def test_changing_one_task_setting_reruns_only_that_task(tiny_run, tmp_path):
         ("baselines", ""),
         ("encode_text", "task=vqav2"),
         ("collect_runs", ""),
+        ("analyse_task", "task=vqav2"),
+        ("analyse", ""),
+        ("figures", ""),
         ("all", ""),
     }
     trained = {w for rule, w in planned if rule == "train_fusion"}
@@ -180,7 +203,7 @@ def test_dvc_repro_matches_snakemake_byte_for_byte(tiny_run, tmp_path):
     work = copy_project(tmp_path / "dvc", TINY)
     run(["dvc", "repro"], work)
     folders = ("synthetic", "downloads", "prepared", "metrics", "encoders", "features", "text",
-               "runs", "tables")  # fmt: skip
+               "runs", "tables", "analysis", "figures")  # fmt: skip
     for folder in folders:
         assert tree_digest(work / "results" / folder) == tree_digest(
             tiny_run / "results" / folder
@@ -196,7 +219,7 @@ def test_editing_package_code_reruns_exactly_the_jobs_that_run_it(tiny_run):
     try:
         baselines.write_text(original + "\n# an edit\n")
         planned = planned_jobs(run(["snakemake", "-n"], tiny_run).stdout)
-        assert planned == {("baselines", ""), ("all", "")}
+        assert planned == {("baselines", ""), ("analyse", ""), ("figures", ""), ("all", "")}
     finally:
         baselines.write_text(original)
     assert "Nothing to be done" in run(["snakemake", "-n"], tiny_run).stdout

@@ -7,6 +7,8 @@ import json
 import os
 import re
 
+from vecomp.analysis.analyse import ANALYSES
+from vecomp.analysis.figures import FIGURES
 from vecomp.config import validate_config
 from vecomp.data import registry
 from vecomp.fusion.sweep import (
@@ -76,6 +78,27 @@ CODE = {
         "src/vecomp/data/registry.py",
     ],
     "collect": ["src/vecomp/analysis/collect.py"],
+    "inference": [
+        "src/vecomp/analysis/inference.py",
+        "src/vecomp/fusion/*.py",
+        "src/vecomp/devices.py",
+        "src/vecomp/features/store.py",
+        "src/vecomp/metrics/*.py",
+    ],
+    "analyse": [
+        "src/vecomp/analysis/analyse.py",
+        "src/vecomp/analysis/collect.py",
+        "src/vecomp/analysis/stats.py",
+        "src/vecomp/analysis/tables.py",
+        "src/vecomp/fusion/evaluate.py",
+        "src/vecomp/data/registry.py",
+    ],
+    "figures": [
+        "src/vecomp/analysis/figures.py",
+        "src/vecomp/analysis/stats.py",
+        "src/vecomp/fusion/evaluate.py",
+        "src/vecomp/data/registry.py",
+    ],
 }
 
 
@@ -209,3 +232,18 @@ def encoder_weights(wildcards):
     """A pretrained encoder's checkpoint, so pretraining runs before extraction."""
     name = wildcards.encoder
     return [pretrained_weights(name)] if name in PRETRAINED else []
+
+
+# ------------------------------------------------------------------ analysis
+ANALYSIS = config["analysis"]
+ANALYSIS_FILES = ["attention.csv", "ensemble.csv"]
+
+
+def task_runs(task):
+    return run_folders(SWEEP[SWEEP.task == task])
+
+
+def task_evaluation(task):
+    """The evaluation options a task's runs used (the retrieval shortlist)."""
+    settings = train_settings(config, task)
+    return {k: settings[k] for k in ("rerank_top_k",) if k in settings}

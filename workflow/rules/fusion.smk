@@ -60,7 +60,6 @@ rule collect_runs:
         [f"{folder}/metrics.json" for folder in RUNS],
     output:
         runs="results/tables/runs.csv",
-        masked="results/tables/masked.csv",
         summary="results/metrics/sweep.json",
     log:
         "logs/tables/collect.log",
