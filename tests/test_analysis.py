@@ -166,3 +166,28 @@ def test_analyse_names_a_task_without_its_tables(tmp_path, capsys):
                      "--metrics", str(tmp_path / "m.json")])  # fmt: skip
     assert code != 0 and not (tmp_path / "a").exists()
     assert "vqav2 lacks its tables: run `vecomp analyse-task`" in capsys.readouterr().err
+
+
+def test_figures_of_a_sweep_without_multi_encoder_or_dropout_runs_say_so():
+    singles = _runs()[lambda r: r.encoders != "grid+patch"]
+    for plot, table in FIGURES.values():
+        frame = ANALYSES[table](
+            {
+                "runs": singles,
+                "attention": pd.DataFrame(
+                    columns=[
+                        "task",
+                        "encoders",
+                        "seed",
+                        "ve_dropout",
+                        "layer",
+                        "query",
+                        "block",
+                        "mass",
+                        "per_token",
+                    ]
+                ),
+                "ensembles": pd.DataFrame(columns=["task", "encoders", "seed", "metric", "value"]),
+            }
+        )
+        plt.close(plot(frame))

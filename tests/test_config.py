@@ -19,7 +19,7 @@ def load(name: str) -> dict:
     return yaml.safe_load((ROOT / "config" / name).read_text())
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "validation.yaml"])
 def test_shipped_configs_are_valid(name):
     validate_config(load(name), SCHEMA)
 
@@ -56,7 +56,7 @@ def test_every_schema_key_has_a_description():
     ("edit", "message"),
     [
         (lambda c: c.update(taks={}),
-         "(top level): unknown key(s) ['taks']; allowed: data, encoders, features, model, sweep,"),
+         "(top level): unknown key(s) ['taks']; allowed: analysis, data, encoders, features,"),
         (lambda c: c["tasks"].update(vqa={}), "unknown task(s) ['vqa']; valid tasks: vqav2, gqa"),
         (lambda c: c["tasks"].update(gqa={"min_answer_count": 3}),
          "tasks.gqa: unknown key(s) ['min_answer_count']"),
@@ -67,7 +67,7 @@ def test_every_schema_key_has_a_description():
         (lambda c: c["data"].update(mirror="http://m"), "the synthetic suite is its own mirror"),
         (lambda c: c.update(tasks={}), "tasks: {} should be non-empty"),
         (lambda c: c["encoders"]["grid"].update(type="timm_gird"),
-         "encoders.grid: unknown encoder type 'timm_gird'; valid types: hf_patch"),
+         "encoders.grid: unknown encoder type 'timm_gird'; valid types: attribute_probe, hf_patch"),
         (lambda c: c["encoders"]["grid"].update(depth=2),
          "encoders.grid: encoder type 'timm_grid' has no option(s) ['depth']"),
         (lambda c: c["encoders"]["grid"].update(weights="x"), "has both pretrain and weights"),

@@ -46,6 +46,11 @@ def _encoders_in(subsets) -> list[str]:
 
 def _facets(tasks, rows: int = 1, height: float = 2.0):
     tasks = list(tasks)
+    if not tasks:  # e.g. no multi-encoder model, or no VE-dropout run in the sweep
+        figure, ax = plt.subplots(figsize=(COLUMN, 0.8), squeeze=False)
+        ax[0, 0].axis("off")
+        ax[0, 0].text(0.5, 0.5, "no runs of this kind in the sweep", ha="center", va="center")
+        return figure, ax
     cols = min(3, len(tasks)) if rows == 1 else len(tasks)
     grid_rows = rows * int(np.ceil(len(tasks) / cols)) if rows == 1 else rows
     figure, axes = plt.subplots(grid_rows, cols, figsize=(PAGE, height * grid_rows), squeeze=False)
@@ -148,6 +153,8 @@ def attention_per_layer(attention: pd.DataFrame) -> plt.Figure:
     rows = rows[rows["query"] == "text"]
     colours = encoder_colours(b for b in rows["block"] if b not in BLOCK_COLOURS) | BLOCK_COLOURS
     tasks = rows["task"].unique()
+    if not len(tasks):
+        return _facets(tasks)[0]
     figure, axes = plt.subplots(2, len(tasks), figsize=(PAGE, 3.6), squeeze=False, sharex=True)
     for j, (task, task_rows) in enumerate(rows.groupby("task")):
         for i, value in enumerate(("mass", "per_token")):
@@ -221,6 +228,8 @@ def _legend(figure, axes, title=None) -> None:
     for ax in np.ravel(axes):
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
+    if not handles:
+        return
     figure.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(4, len(handles)),
                   title=title, bbox_to_anchor=(0.5, 1.0), frameon=False)  # fmt: skip
 

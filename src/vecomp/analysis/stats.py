@@ -27,6 +27,8 @@ from ..data.registry import get_task
 from ..fusion.evaluate import HEADLINE
 from .collect import plain
 
+GAIN_COLUMNS = ["task", "encoders", "best_single", "subset_mean", "single_mean", "gain", "low",
+                "high", "seeds"]  # fmt: skip
 BOOTSTRAP_SAMPLES = 2000
 SEED = 0  # the bootstrap's generator: the tables are identical on every rerun
 
@@ -95,7 +97,7 @@ def gains(runs: pd.DataFrame) -> pd.DataFrame:
             "subset_mean": means.loc[task, subset], "single_mean": means.loc[task, best],
             "gain": paired.mean(), "low": low, "high": high, "seeds": len(paired),
         })  # fmt: skip
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=GAIN_COLUMNS)
 
 
 def capacity(runs: pd.DataFrame) -> pd.DataFrame:
@@ -121,8 +123,8 @@ def necessity(runs: pd.DataFrame) -> pd.DataFrame:
             "task": row.task, "encoders": row.encoders, "ve_dropout": row.ve_dropout,
             "seed": row.seed, "encoder": removed[0], "drop": full[key] - row.value,
         })  # fmt: skip
-    drops = pd.DataFrame(rows)
     keys = ["task", "encoders", "ve_dropout", "encoder"]
+    drops = pd.DataFrame(rows, columns=[*keys, "seed", "drop"])
     table = drops.groupby(keys)["drop"].agg(["mean", "std"]).reset_index().fillna({"std": 0.0})
     table = table.rename(columns={"mean": "necessity", "std": "necessity_std"})
     alone = capacity(runs)[["task", "encoder", "mean"]].rename(columns={"mean": "capacity"})

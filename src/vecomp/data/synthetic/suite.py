@@ -22,6 +22,7 @@ from pathlib import Path
 from ..download import sha256_of
 from . import datasets
 from .packing import archive_writer, json_bytes
+from .probes import probe_templates
 from .scenes import Scene, render, sample_scene
 
 
@@ -43,6 +44,12 @@ class SuiteSpec:
     nlvr2_sets: dict = field(default_factory=lambda: {"train": 400, "dev": 60, "test1": 60})
     nlvr2_pairs_per_set: int = 2
     questions_per_image: dict = field(default_factory=lambda: {"vqav2": 6, "gqa": 6, "snli_ve": 6})
+    probes: dict = field(default_factory=dict)  # task -> probe kinds replacing its templates
+
+    def templates(self, task: str) -> dict | None:
+        """The task's probe templates (``probes.py``), or None for the study's own."""
+        kinds = self.probes.get(task)
+        return probe_templates(task, kinds) if kinds else None
 
     @classmethod
     def from_dict(cls, spec: dict) -> SuiteSpec:
@@ -152,7 +159,8 @@ class SuiteBuilder:
         for sub, scenes in coco.items():
             named = {f"{sub}/COCO_{sub}_{int(s.image_id):012d}.jpg": s for s in scenes}
             self.images(f"coco/{sub}.zip", named)
-        files = datasets.vqav2(coco, self.spec.questions_per_image["vqav2"], self.rng("vqav2"))
+        files = datasets.vqav2(coco, self.spec.questions_per_image["vqav2"], self.rng("vqav2"),
+                               self.spec.templates("vqav2"))  # fmt: skip
         for name, data in files.items():
             kind, sub = ("Questions", name.split("_")[3]) if "OpenEnded" in name else (
                 "Annotations", name.split("_")[2])  # fmt: skip
@@ -163,14 +171,18 @@ class SuiteBuilder:
         named = {f"flickr30k-images/{s.image_id}.jpg": s for v in flickr.values() for s in v}
         self.images("flickr30k/flickr30k-images.tar.gz", named)
         per_image = self.spec.questions_per_image["snli_ve"]
-        for name, data in datasets.snli_ve(flickr, per_image, self.rng("snli_ve")).items():
+        files = datasets.snli_ve(
+            flickr, per_image, self.rng("snli_ve"), self.spec.templates("snli_ve")
+        )
+        for name, data in files.items():
             self.write(f"snli_ve/{name}", {name: data})
 
     def _gqa(self, gqa):
         self.images("gqa/images.zip", {f"images/{s.image_id}.jpg": s for v in gqa.values()
                                        for s in v})  # fmt: skip
         per_image = self.spec.questions_per_image["gqa"]
-        self.write("gqa/questions1.2.zip", datasets.gqa(gqa, per_image, self.rng("gqa")))
+        files = datasets.gqa(gqa, per_image, self.rng("gqa"), self.spec.templates("gqa"))
+        self.write("gqa/questions1.2.zip", files)
 
     def _nlvr2(self):
         spec, scene_rng = self.spec, self.rng("scenes:nlvr2")
