@@ -14,6 +14,7 @@ from tests.test_fusion_model import _batch, _config
 from vecomp import cli
 from vecomp.analysis import stats, tables
 from vecomp.analysis.analyse import ANALYSES, analyse
+from vecomp.analysis.collect import standard
 from vecomp.analysis.figures import FIGURES
 from vecomp.analysis.inference import Ensemble, attention_mass
 from vecomp.fusion.heads import build_task_model
@@ -26,14 +27,19 @@ SCORES = {
     ("grid+patch", "patch"): (30, 34),
 }  # fmt: skip
 PARAMETERS = {"grid": 100, "patch": 90, "grid+patch": 150}
+WIDENED = {"grid": (51, 53)}  # grid alone, widened to 150 parameters: no better than narrow
 
 
 def _runs(extra: dict | None = None) -> pd.DataFrame:
     rows = []
-    for (encoders, kept), values in {**SCORES, **(extra or {})}.items():
+    widened = {(e, e, True): v for e, v in WIDENED.items()}
+    plain_runs = {(e, k, False): v for (e, k), v in {**SCORES, **(extra or {})}.items()}
+    for (encoders, kept, matched), values in {**plain_runs, **widened}.items():
         for seed, value in enumerate(values):
+            parameters = 150 if matched else PARAMETERS[encoders]
             common = {"task": "gqa", "encoders": encoders, "seed": seed, "ve_dropout": 0.0,
-                      "parameters": PARAMETERS[encoders], "selected_epoch": 1}  # fmt: skip
+                      "matched": matched, "parameters": parameters,
+                      "selected_epoch": 1}  # fmt: skip
             rows.append(common | {"split": "test", "kept": kept, "metric": "accuracy",
                                   "value": float(value)})  # fmt: skip
             if kept == encoders:
@@ -72,6 +78,15 @@ def test_masking_is_compared_with_the_model_retrained_on_the_kept_encoders():
     table = stats.masking_vs_retraining(_runs()).set_index("kept")
     assert table.loc["grid", "masked"] == 46 and table.loc["grid", "retrained"] == 51
     assert table.loc["patch", "difference"] == 32 - 42
+
+
+def test_parameter_control_sets_the_widened_model_beside_the_sweep():
+    table = stats.parameter_control(_runs()).set_index(["encoders", "matched"])
+    assert (
+        table.loc[("grid", True), "parameters"] == 150 and table.loc[("grid", True), "mean"] == 52
+    )
+    assert table.loc[("grid", False), "parameters"] == 100
+    assert stats.results_table(standard(_runs())).set_index("encoders").loc["grid", "mean"] == 51
 
 
 def test_results_table_renders_as_markdown_and_booktabs_latex():

@@ -66,7 +66,7 @@ def test_masking_hurts_exactly_where_the_planted_information_lives(toys, tmp_pat
     assert accuracy["sees_b+noise"] < full - 20  # without a, the a-questions fail
     assert accuracy["sees_a+noise"] < full - 20
     assert set(masked.columns) == {
-        "task", "encoders", "seed", "ve_dropout", "kept", "masked", "metric", "value"
+        "task", "encoders", "seed", "ve_dropout", "matched", "kept", "masked", "metric", "value"
     }  # fmt: skip
 
 
@@ -192,7 +192,7 @@ def test_the_checkpoint_describes_itself_and_rebuilds_the_model(toys, tmp_path):
     metrics = _train(toys, tmp_path, encoders=("sees_a", "sees_b"))
     model, checkpoint = load_checkpoint(tmp_path / "checkpoint.pt")
     assert checkpoint["run"] == {
-        "task": "gqa", "encoders": ("sees_a", "sees_b"), "seed": 0, "ve_dropout": 0.0
+        "task": "gqa", "encoders": ("sees_a", "sees_b"), "seed": 0, "ve_dropout": 0.0, "matched": ()
     }  # fmt: skip
     assert checkpoint["train_config"]["lr"] == FAST.lr
     assert {"vecomp", "torch", "python"} <= set(checkpoint["versions"])
@@ -274,3 +274,45 @@ def test_streaming_from_the_stores_trains_like_preloading(toys, tmp_path):
     first = preloaded["history"][0]["loss"]
     assert streamed["history"][0]["loss"] == pytest.approx(first, rel=1e-3)
     assert streamed["test"]["accuracy"] >= 85 and preloaded["test"]["accuracy"] >= 85
+
+
+def test_a_matched_run_is_widened_to_the_parameter_count_of_the_larger_model(toys, tmp_path):
+    paths = toys["gqa"]
+    settings = json.dumps({"epochs": 1, "batch_size": 16, "device": "cpu", "threads": 1})
+    reference = [f"--match-store={e}={paths['stores'][e]}" for e in ENCODERS]
+    args = ["train", "--task", "gqa", "--prepared", str(paths["prepared"]), "--text",
+            str(paths["text"]), f"--store=sees_a={paths['stores']['sees_a']}", "--seed", "0",
+            "--model", json.dumps(MODEL), "--train", settings]  # fmt: skip
+    assert cli.main([*args, *reference, "--out", str(tmp_path / "wide")]) == 0
+    assert cli.main([*args, "--out", str(tmp_path / "narrow")]) == 0
+    wide, narrow = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in
+                    ("wide", "narrow"))  # fmt: skip
+    full = Trainer(Run("gqa", ENCODERS, 0, 0.0), _data(paths), MODEL, FAST)
+    target = sum(p.numel() for p in full.model.parameters())
+    assert wide["matched"] and wide["matched_to"] == "+".join(ENCODERS)
+    assert wide["reference_parameters"] == target
+    off = abs(wide["parameters"] - target) / target  # one width step (2 heads) is ~6% here
+    assert off < 0.1 and narrow["parameters"] < target < wide["parameters"] * 1.1
+    model, checkpoint = load_checkpoint(tmp_path / "wide" / "checkpoint.pt")
+    assert checkpoint["model_config"]["width"] > MODEL["width"]  # it rebuilds at its own width
+    masked = pd.read_csv(tmp_path / "wide" / "masked.csv")
+    assert masked["matched"].all()
+
+
+def test_matched_settings_find_the_width_closest_to_the_larger_model():
+    from vecomp.fusion.heads import build_task_model
+    from vecomp.fusion.model import FusionConfig
+    from vecomp.fusion.train import matched_settings, parameter_count
+
+    dims = {"region": 1024, "grid": 2048, "patch": 768}
+    base = FusionConfig(("patch",), {"patch": 768}, 384, width=64, heads=4, ffn=128)
+    widened, target = matched_settings("classification", 3, base, dims)
+    assert widened["width"] % 4 == 0 and widened["ffn"] == 2 * widened["width"]
+
+    def count(width):
+        config = FusionConfig(("patch",), {"patch": 768}, 384, width=width, heads=4, ffn=2 * width)
+        return parameter_count(build_task_model("classification", config, 3))
+
+    best = abs(count(widened["width"]) - target)
+    assert best / target < 0.03
+    assert best <= min(abs(count(widened["width"] + d) - target) for d in (-4, 4))

@@ -132,7 +132,7 @@ def test_tiny_run_prepares_every_task_and_extracts_every_store(tiny_run):
 def test_tiny_run_trains_the_whole_sweep_and_collects_it(tiny_run):
     results = tiny_run / "results"
     runs = sorted(results.glob("runs/*/*/*/metrics.json"))
-    assert len(runs) == len(TASKS) * (7 + 1)  # 7 subsets, plus VE-dropout on all three
+    assert len(runs) == len(TASKS) * (7 + 1) + 1  # 7 subsets, VE-dropout on all three, matched
     assert not list(results.glob("runs/**/resume.pt"))
     table = pd.read_csv(results / "tables" / "runs.csv")
     assert set(table.task) == set(TASKS) and table.encoders.nunique() == 7
@@ -173,7 +173,8 @@ def test_changing_one_task_training_setting_reruns_only_its_runs(tiny_run, tmp_p
     assert len(trained) == 8 and all(w.startswith("task=gqa,") for w in trained)
     downstream = {job for job in planned if job[0] != "train_fusion"}
     assert downstream == {("collect_runs", ""), ("analyse_task", "task=gqa"), ("analyse", ""),
-                          ("figures", ""), ("all", "")}  # fmt: skip
+                          ("figures", ""), ("all", ""),
+                          ("train_matched", "task=gqa, subset=grid, seed=0")}  # fmt: skip
 
 
 @pytest.mark.slow

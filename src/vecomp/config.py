@@ -59,6 +59,7 @@ def _cross_checks(config: dict) -> list[str]:
         problems.append(f"tasks: unknown task(s) {unknown}; valid tasks: {', '.join(TASKS)}")
     problems += _encoder_checks(config.get("encoders") or {})
     problems += _model_checks(config.get("model") or {}, config.get("encoders") or {})
+    problems += _matched_checks(config)
     data = config.get("data", {})
     if data.get("source") == "synthetic" and data.get("mirror"):
         problems.append(
@@ -78,6 +79,23 @@ def _model_checks(model: dict, encoders: dict) -> list[str]:
     width, heads = model.get("width"), model.get("heads")
     if isinstance(width, int) and isinstance(heads, int) and heads > 0 and width % heads:
         problems.append(f"model.heads: {heads} heads do not divide model.width {width}")
+    return problems
+
+
+def _matched_checks(config: dict) -> list[str]:
+    """Each parameter-matched run names a configured task and encoder, beside other encoders."""
+    tasks, encoders = set(config.get("tasks") or {}), set(config.get("encoders") or {})
+    problems = []
+    for i, entry in enumerate((config.get("sweep") or {}).get("matched") or []):
+        where = f"sweep.matched[{i}]"
+        if entry.get("task") not in tasks:
+            problems.append(f"{where}: task {entry.get('task')!r} is not configured; use one of "
+                            f"{sorted(tasks)}")  # fmt: skip
+        if entry.get("encoder") not in encoders:
+            problems.append(f"{where}: encoder {entry.get('encoder')!r} is not configured; use "
+                            f"one of {sorted(encoders)}")  # fmt: skip
+        elif len(encoders) < 2:
+            problems.append(f"{where}: matching a larger model needs two or more encoders")
     return problems
 
 

@@ -12,9 +12,12 @@ from vecomp.analysis.figures import FIGURES
 from vecomp.config import validate_config
 from vecomp.data import registry
 from vecomp.fusion.sweep import (
+    MATCHED_FOLDER,
+    MATCHED_LOG,
     RUN_FILES,
     RUN_FOLDER,
     RUN_LOG,
+    matched_folders,
     model_settings,
     run_folders,
     scheduling,
@@ -41,6 +44,7 @@ MODEL = config["model"]
 TRAIN = config["train"]
 SWEEP = sweep_table(TASKS, ENCODERS, config["sweep"]) if ENCODERS else None
 RUNS = run_folders(SWEEP) if ENCODERS else []
+MATCHED = matched_folders(TASKS, ENCODERS, config["sweep"]) if ENCODERS else []
 
 
 # The package code each rule runs. Its content hash is a param of the rule, so editing the code

@@ -55,9 +55,41 @@ rule train_fusion:
         " --out {params.folder} > {log} 2>&1"
 
 
+rule train_matched:
+    input:
+        prepared=lambda w: prepared(w.task),
+        text=text_file("{task}"),
+        stores=lambda w: [store_file(e, task_pool(w.task)) for e in ENCODERS],
+    output:
+        [f"{MATCHED_FOLDER}/{name}" for name in RUN_FILES],
+    log:
+        MATCHED_LOG,
+    conda:
+        "../../envs/vecomp.yaml"
+    threads: lambda w: scheduling(config, w.task)["threads"]
+    resources:
+        gpu=lambda w: scheduling(config, w.task)["gpus"],
+    params:
+        code=code_hash("fusion"),
+        model=lambda w: json.dumps(model_settings(MODEL, w.subset), sort_keys=True),
+        train=lambda w: json.dumps(train_settings(config, w.task), sort_keys=True),
+        store=lambda w: store_folder(w.subset, task_pool(w.task)),
+        reference=lambda w: " ".join(
+            f"--match-store {e}={store_folder(e, task_pool(w.task))}"
+            for e in sorted(ENCODERS)
+        ),
+        text=lambda w, input: os.path.dirname(input.text),
+        folder=lambda w, output: os.path.dirname(output[0]),
+    shell:
+        "vecomp train --task {wildcards.task} --prepared results/prepared/{wildcards.task}"
+        " --text {params.text} --store {wildcards.subset}={params.store} {params.reference}"
+        " --seed {wildcards.seed} --model '{params.model}' --train '{params.train}'"
+        " --out {params.folder} > {log} 2>&1"
+
+
 rule collect_runs:
     input:
-        [f"{folder}/metrics.json" for folder in RUNS],
+        [f"{folder}/metrics.json" for folder in RUNS + MATCHED],
     output:
         runs="results/tables/runs.csv",
         summary="results/metrics/sweep.json",
@@ -67,7 +99,7 @@ rule collect_runs:
         "../../envs/vecomp.yaml"
     params:
         code=code_hash("collect"),
-        folders=" ".join(RUNS),
+        folders=" ".join(RUNS + MATCHED),
         tables=lambda w, output: os.path.dirname(output.runs),
     shell:
         "vecomp collect {params.folders} --out {params.tables}"

@@ -29,6 +29,7 @@ ANALYSES = {
     "attention": lambda i: stats.attention_summary(i["attention"]),
     "dominant": lambda i: stats.dominant_encoders(stats.attention_summary(i["attention"])),
     "ensemble": lambda i: stats.ensemble_vs_fusion(i["runs"], i["ensembles"]),
+    "parameters": lambda i: stats.parameter_control(i["runs"]),
 }
 
 

@@ -1,7 +1,8 @@
 """Collect the sweep's runs into one tidy table and a summary metric file.
 
-- ``runs.csv``, one row per (task, encoders, seed, ve_dropout, split, kept, metric) with its
-  value and the run's parameter count and selected epoch. ``kept`` is the encoder subset left at
+- ``runs.csv``, one row per (task, encoders, seed, ve_dropout, matched, split, kept, metric)
+  with its value and the run's parameter count and selected epoch. ``matched`` marks the
+  parameter-count control's widened runs. ``kept`` is the encoder subset left at
   inference: dev rows keep every encoder of the run; test rows come from the run's masking table,
   so the row whose ``kept`` equals ``encoders`` is the run's plain test score. Timings stay in
   each run's metrics.json, so the table is byte-identical across reruns. Every analysis reads
@@ -21,7 +22,7 @@ import pandas as pd
 from ..errors import VecompError
 from ..io import atomic_path, write_json
 
-RUN_COLUMNS = ["task", "encoders", "seed", "ve_dropout"]
+RUN_COLUMNS = ["task", "encoders", "seed", "ve_dropout", "matched"]
 TABLE_COLUMNS = [*RUN_COLUMNS, "split", "kept", "metric", "value", "parameters", "selected_epoch"]
 
 
@@ -31,7 +32,7 @@ def read_run(folder: Path) -> pd.DataFrame:
     if not path.exists():
         raise VecompError(f"{folder} has no metrics.json: the run did not finish; rerun it")
     metrics = json.loads(path.read_text())
-    run = {k: metrics[k] for k in RUN_COLUMNS}
+    run = {k: metrics.get(k, False) for k in RUN_COLUMNS}  # matched: absent before the control
     dev = pd.DataFrame(
         [{"metric": name, "value": value} for name, value in metrics["dev"].items()]
     ).assign(split="dev", kept=metrics["encoders"])
@@ -41,6 +42,11 @@ def read_run(folder: Path) -> pd.DataFrame:
     return rows.assign(**run, **extra)[TABLE_COLUMNS]
 
 
+def standard(runs: pd.DataFrame) -> pd.DataFrame:
+    """The sweep's runs without the parameter-count control's widened ones."""
+    return runs[~runs["matched"].astype(bool)]
+
+
 def plain(runs: pd.DataFrame) -> pd.DataFrame:
     """The rows of models evaluated with every encoder they were trained with."""
     return runs[runs["kept"] == runs["encoders"]]
@@ -48,7 +54,7 @@ def plain(runs: pd.DataFrame) -> pd.DataFrame:
 
 def summarise(runs: pd.DataFrame) -> dict:
     """``{task: {encoders: {metric: {mean, std, seeds}}}}`` over test metrics, VE-dropout 0."""
-    test = plain(runs)
+    test = plain(standard(runs))
     test = test[(test["split"] == "test") & (test["ve_dropout"] == 0)]
     grouped = test.groupby(["task", "encoders", "metric"])["value"]
     stats = grouped.agg(["mean", "std", "count"]).reset_index()

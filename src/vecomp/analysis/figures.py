@@ -223,6 +223,28 @@ def training_dropout(masked: pd.DataFrame) -> plt.Figure:
     return figure
 
 
+def parameter_control(table: pd.DataFrame) -> plt.Figure:
+    """Per task with a widened single-encoder model: every model's score against its parameter
+    count; stars are single encoders widened to the count of the model with every encoder."""
+    figure, axes = _facets(table["task"].unique())
+    for ax, (task, rows) in zip(axes.flat, table.groupby("task"), strict=False):
+        for row in rows.itertuples(index=False):
+            style = {"marker": "*", "markersize": 9, "color": OKABE_ITO[5]} if row.matched else {
+                "marker": "o", "markersize": 4, "color": OKABE_ITO[0]}  # fmt: skip
+            ax.errorbar(row.parameters / 1e3, row.mean, yerr=row.std, capsize=2,
+                        label="widened single encoder" if row.matched else "sweep model",
+                        **style)  # fmt: skip
+            label = f"{row.encoders} (wide)" if row.matched else row.encoders
+            ax.annotate(label, (row.parameters / 1e3, row.mean), fontsize=6,
+                        xytext=(3, 2), textcoords="offset points")  # fmt: skip
+        ax.set_title(task)
+        ax.set_xlabel("parameters (thousands)")
+        ax.set_ylabel(f"test score ({unit(task)})")
+    _legend(figure, axes)
+    figure.tight_layout()
+    return figure
+
+
 def _legend(figure, axes, title=None) -> None:
     handles = {}
     for ax in np.ravel(axes):
@@ -243,6 +265,7 @@ FIGURES = {
     "attention_per_layer": (attention_per_layer, "attention"),
     "ensemble_vs_fusion": (ensemble_vs_fusion, "ensemble"),
     "training_dropout": (training_dropout, "masked"),
+    "parameter_control": (parameter_control, "parameters"),
 }
 
 

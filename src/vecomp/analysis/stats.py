@@ -16,6 +16,10 @@ retrieval rSum); means and standard deviations are over seeds.
 - ``attention_summary``: attention mass per task, subset, layer, query and block over seeds, and
   the dominant encoder per task and layer.
 - ``ensemble_vs_fusion``: the averaged single-encoder models against the multi-encoder model.
+- ``parameter_control``: every model's score beside its parameter count, with the single-encoder
+  models widened to the parameter count of the model with every encoder (``sweep.matched``).
+
+Every analysis but the last reads the standard sweep only (``sweep_scores``).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import pandas as pd
 
 from ..data.registry import get_task
 from ..fusion.evaluate import HEADLINE
-from .collect import plain
+from .collect import plain, standard
 
 GAIN_COLUMNS = ["task", "encoders", "best_single", "subset_mean", "single_mean", "gain", "low",
                 "high", "seeds"]  # fmt: skip
@@ -44,6 +48,11 @@ def headline(runs: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     return rows[rows["metric"] == wanted].drop(columns=["split", "metric"])
 
 
+def sweep_scores(runs: pd.DataFrame) -> pd.DataFrame:
+    """Headline test scores of the standard sweep (without the widened control runs)."""
+    return headline(standard(runs))
+
+
 def n_encoders(encoders: pd.Series) -> pd.Series:
     return encoders.str.count(r"\+") + 1
 
@@ -55,7 +64,7 @@ def _mean_std(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 def results_table(runs: pd.DataFrame) -> pd.DataFrame:
     """task, encoders, n_encoders, metric, mean, std, seeds, parameters, best (VE-dropout 0)."""
-    scores = plain(headline(runs))
+    scores = plain(sweep_scores(runs))
     scores = scores[scores["ve_dropout"] == 0]
     table = _mean_std(scores, ["task", "encoders"])
     table["parameters"] = scores.groupby(["task", "encoders"])["parameters"].first().to_numpy()
@@ -79,7 +88,7 @@ def gains(runs: pd.DataFrame) -> pd.DataFrame:
     The gain is paired by seed (subset's score minus that encoder's score with the same seed);
     ``low``/``high`` bound its mean with a bootstrap over seeds.
     """
-    scores = plain(headline(runs))
+    scores = plain(sweep_scores(runs))
     scores = scores[scores["ve_dropout"] == 0]
     by_seed = scores.pivot_table(index=["task", "seed"], columns="encoders", values="value")
     means = by_seed.groupby(level="task").mean()
@@ -102,14 +111,14 @@ def gains(runs: pd.DataFrame) -> pd.DataFrame:
 
 def capacity(runs: pd.DataFrame) -> pd.DataFrame:
     """Each encoder's score alone (single-encoder models, VE-dropout 0): task, encoder, mean."""
-    scores = plain(headline(runs))
+    scores = plain(sweep_scores(runs))
     singles = scores[(n_encoders(scores["encoders"]) == 1) & (scores["ve_dropout"] == 0)]
     return _mean_std(singles, ["task", "encoders"]).rename(columns={"encoders": "encoder"})
 
 
 def necessity(runs: pd.DataFrame) -> pd.DataFrame:
     """Per multi-encoder model and encoder: the drop when it alone is masked, and its capacity."""
-    scores = headline(runs)
+    scores = sweep_scores(runs)
     multi = scores[n_encoders(scores["encoders"]) > 1]
     full = plain(multi).set_index(["task", "encoders", "seed", "ve_dropout"])["value"]
     rows = []
@@ -133,14 +142,14 @@ def necessity(runs: pd.DataFrame) -> pd.DataFrame:
 
 def masked_scores(runs: pd.DataFrame) -> pd.DataFrame:
     """Every model (task, encoders, ve_dropout) under every kept subset: mean ± std over seeds."""
-    return _mean_std(headline(runs), ["task", "encoders", "ve_dropout", "kept"])
+    return _mean_std(sweep_scores(runs), ["task", "encoders", "ve_dropout", "kept"])
 
 
 def masking_vs_retraining(runs: pd.DataFrame) -> pd.DataFrame:
     """A multi-encoder model evaluated with only ``kept`` against the model trained on ``kept``."""
     masked = masked_scores(runs)
     masked = masked[masked["kept"] != masked["encoders"]]
-    retrained = plain(headline(runs))
+    retrained = plain(sweep_scores(runs))
     retrained = retrained[retrained["ve_dropout"] == 0]
     retrained = _mean_std(retrained, ["task", "encoders"])[["task", "encoders", "mean"]]
     retrained = retrained.rename(columns={"encoders": "kept", "mean": "retrained"})
@@ -176,3 +185,15 @@ def ensemble_vs_fusion(runs: pd.DataFrame, ensembles: pd.DataFrame) -> pd.DataFr
     ensemble = _mean_std(ensembles[ensembles["metric"] == wanted], ["task", "encoders"])
     fusion = results_table(runs)[["task", "encoders", "mean", "std"]]
     return fusion.merge(ensemble, on=["task", "encoders"], suffixes=("_fusion", "_ensemble"))
+
+
+def parameter_control(runs: pd.DataFrame) -> pd.DataFrame:
+    """task, encoders, matched, parameters, mean, std: every model (VE-dropout 0) of the tasks
+    with a widened single-encoder model, so scores can be read against parameter counts."""
+    scores = plain(headline(runs))
+    scores = scores[scores["ve_dropout"] == 0]
+    tasks = scores.loc[scores["matched"].astype(bool), "task"].unique()
+    scores = scores[scores["task"].isin(tasks)]
+    table = _mean_std(scores, ["task", "encoders", "matched"])
+    parameters = scores.groupby(["task", "encoders", "matched"])["parameters"].first()
+    return table.merge(parameters.reset_index(), on=["task", "encoders", "matched"])

@@ -5,6 +5,10 @@ Every non-empty subset of the configured encoders is trained on every task with 
 all encoders (``ve_dropout_on: full``) or on every subset of two or more (``multi``: VE-dropout
 means nothing for a single encoder). Snakemake expands the run folders from this table.
 
+``sweep.matched`` adds the parameter-count control: each listed (task, encoder) is trained alone
+with every seed, its model widened to the parameter count of the model with every encoder
+(``MATCHED_FOLDER``; ``vecomp train --match-store``).
+
 Training settings resolve as: ``TrainConfig`` defaults < config ``train`` < the task's own
 ``tasks.<task>.train``, so changing one task's settings changes only that task's runs.
 """
@@ -19,6 +23,8 @@ from ..data.registry import get_task
 
 RUN_FOLDER = "results/runs/{task}/{subset}/seed{seed}-vedrop{vedrop}"
 RUN_LOG = "logs/runs/{task}/{subset}/seed{seed}-vedrop{vedrop}.log"
+MATCHED_FOLDER = "results/runs/{task}/{subset}/seed{seed}-matched"
+MATCHED_LOG = "logs/runs/{task}/{subset}/seed{seed}-matched.log"
 RUN_FILES = ("metrics.json", "predictions.parquet", "masked.csv", "checkpoint.pt")
 SCHEDULER_KEYS = ("gpus",)  # train settings read by the scheduler, not by `vecomp train`
 RETRIEVAL_KEYS = ("negatives", "rerank_top_k")  # read by retrieval runs only
@@ -57,6 +63,17 @@ def sweep_table(tasks, encoders, sweep: dict) -> pd.DataFrame:
 
 def run_folders(table: pd.DataFrame) -> list[str]:
     return [RUN_FOLDER.format(**row) for row in table.to_dict("records")]
+
+
+def matched_folders(tasks, encoders, sweep: dict) -> list[str]:
+    """The parameter-count control's run folders: each (task, encoder) of ``sweep.matched``
+    whose task and encoder are configured, with every seed."""
+    return [
+        MATCHED_FOLDER.format(task=m["task"], subset=m["encoder"], seed=seed)
+        for m in sweep.get("matched", [])
+        if m["task"] in tasks and m["encoder"] in encoders
+        for seed in sweep["seeds"]
+    ]
 
 
 def _merged_train(config: dict, task: str) -> dict:

@@ -22,7 +22,7 @@ import json
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +31,7 @@ import torch
 from .. import __version__
 from ..devices import autocast, pick_device
 from ..errors import VecompError
+from ..features.store import FeatureStore
 from ..io import atomic_path, write_json
 from .data import TaskData, to_device
 from .evaluate import HEADLINE, evaluate, kept_subsets
@@ -74,10 +75,12 @@ class Run:
     encoders: tuple[str, ...]
     seed: int
     ve_dropout: float
+    matched: tuple[str, ...] = ()  # widened to the parameter count of these encoders' model
 
     @property
     def name(self) -> str:
-        return f"{self.task}/{'+'.join(self.encoders)}/seed{self.seed}-vedrop{self.ve_dropout:g}"
+        variant = "matched" if self.matched else f"vedrop{self.ve_dropout:g}"
+        return f"{self.task}/{'+'.join(self.encoders)}/seed{self.seed}-{variant}"
 
 
 def schedule(step: int, total: int, warmup: float) -> float:
@@ -88,12 +91,47 @@ def schedule(step: int, total: int, warmup: float) -> float:
     return max(0.0, (total - step) / max(1, total - warm))
 
 
+def parameter_count(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def matched_settings(kind: str, outputs: int, base: FusionConfig, reference: dict[str, int]):
+    """Model settings that give ``base`` (a config) about the parameter count of the same model
+    over the ``reference`` encoders (name -> feature width): the width grows in steps of the
+    head count and the feed-forward width keeps its ratio to it. Returns (settings, target)."""
+
+    def sized(encoders, dims, width):
+        ffn = max(1, round(base.ffn * width / base.width))
+        config = replace(base, encoders=tuple(encoders), encoder_dims=dims, width=width, ffn=ffn)
+        return parameter_count(build_task_model(kind, config, outputs)), config
+
+    target, _ = sized(reference, reference, base.width)
+    widths = range(base.heads, 8 * base.width + 1, base.heads)
+    candidates = [sized(base.encoders, base.encoder_dims, w) for w in widths]
+    _, best = min(candidates, key=lambda c: abs(c[0] - target))
+    return {"width": best.width, "ffn": best.ffn}, target
+
+
 class Trainer:
-    def __init__(self, run: Run, data: TaskData, model_settings: dict, train: TrainConfig):
+    def __init__(
+        self, run: Run, data: TaskData, model_settings: dict, train: TrainConfig,
+        reference_dims: dict[str, int] | None = None,
+    ):  # fmt: skip
         self.run, self.data, self.train = run, data, train
         self.device = pick_device(train.device)
         torch.manual_seed(run.seed)
         outputs = max(1, len(data.labels))
+        self.reference_parameters = None
+        if run.matched:
+            base = FusionConfig(
+                encoders=run.encoders,
+                encoder_dims={e: data.visual.dims[e] for e in run.encoders},
+                text_dim=data.text.dim, **model_settings,
+            )  # fmt: skip
+            widened, self.reference_parameters = matched_settings(
+                data.kind, outputs, base, reference_dims
+            )
+            model_settings = model_settings | widened
         self.config = FusionConfig(
             encoders=run.encoders,
             encoder_dims={e: data.visual.dims[e] for e in run.encoders},
@@ -218,6 +256,7 @@ class Trainer:
             "encoders": "+".join(self.run.encoders),
             "seed": self.run.seed,
             "ve_dropout": self.run.ve_dropout,
+            "matched": bool(self.run.matched),
         }
 
     # ------------------------------------------------------------------ state
@@ -294,10 +333,13 @@ def load_checkpoint(path: Path):
     return model.eval(), checkpoint
 
 
-def train_run(run: Run, data: TaskData, model_settings: dict, train: TrainConfig, out: Path):
+def train_run(
+    run: Run, data: TaskData, model_settings: dict, train: TrainConfig, out: Path,
+    reference_dims: dict[str, int] | None = None,
+):  # fmt: skip
     """Train, select on dev, evaluate on test (also masked) and write the run's outputs."""
     started = time.perf_counter()
-    trainer = Trainer(run, data, model_settings, train)
+    trainer = Trainer(run, data, model_settings, train, reference_dims)
     trainer.fit(resume_from=out / RESUME)
     results, predictions, masked = trainer.final_results()
     metrics = {
@@ -305,7 +347,9 @@ def train_run(run: Run, data: TaskData, model_settings: dict, train: TrainConfig
         **results,
         "selected_epoch": trainer.best["epoch"],
         "history": trainer.history,
-        "parameters": sum(p.numel() for p in trainer.model.parameters()),
+        "parameters": parameter_count(trainer.model),
+        "matched_to": "+".join(run.matched),
+        "reference_parameters": trainer.reference_parameters,
         "dropped_samples": data.dropped,
         "seconds": time.perf_counter() - started,
         "device": str(trainer.device),
@@ -336,6 +380,11 @@ def main(argv: list[str] | None = None) -> int:
         "--store", type=_store_argument, action="append", required=True,
         help="ENCODER=FOLDER of a feature store, once per encoder of the subset (in order)",
     )  # fmt: skip
+    parser.add_argument(
+        "--match-store", type=_store_argument, action="append", default=[],
+        help="ENCODER=FOLDER of each encoder of a larger model: widen this run's model to that "
+        "model's parameter count (the parameter-count control)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--ve-dropout", type=float, default=0.0)
     parser.add_argument(
@@ -347,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 <= args.ve_dropout < 1:
         parser.error(f"--ve-dropout must be in [0, 1), got {args.ve_dropout}")
+    if args.match_store and args.ve_dropout:
+        parser.error("--match-store runs train without VE-dropout; drop --ve-dropout")
     train = TrainConfig.from_dict(json.loads(args.train))
     if train.threads:
         torch.set_num_threads(train.threads)
@@ -357,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
         args.task, args.prepared, args.text, stores, pool_grid, train.negatives,
         train.preload_features,
     )  # fmt: skip
-    run = Run(args.task, tuple(stores), args.seed, args.ve_dropout)
-    metrics = train_run(run, data, model, train, args.out)
+    reference = {name: FeatureStore(folder).dim for name, folder in args.match_store}
+    run = Run(args.task, tuple(stores), args.seed, args.ve_dropout, tuple(reference))
+    metrics = train_run(run, data, model, train, args.out, reference)
     print(json.dumps({"run": run.name, "test": metrics["test"], "seconds": metrics["seconds"]}))
     return 0
