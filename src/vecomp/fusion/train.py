@@ -22,7 +22,9 @@ import json
 import math
 import platform
 import time
+from bisect import bisect_left
 from dataclasses import asdict, dataclass, fields, replace
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -97,18 +99,26 @@ def parameter_count(model) -> int:
 
 def matched_settings(kind: str, outputs: int, base: FusionConfig, reference: dict[str, int]):
     """Model settings that give ``base`` (a config) about the parameter count of the same model
-    over the ``reference`` encoders (name -> feature width): the width grows in steps of the
-    head count and the feed-forward width keeps its ratio to it. Returns (settings, target)."""
+    over the ``reference`` encoders (name -> feature width): the width grows from ``base.width``
+    in steps of the head count (up to 4x) and the feed-forward width keeps its ratio to it.
+    Models are only sized, on torch's meta device, never allocated. Returns (settings, target).
+    """
 
     def sized(encoders, dims, width):
         ffn = max(1, round(base.ffn * width / base.width))
         config = replace(base, encoders=tuple(encoders), encoder_dims=dims, width=width, ffn=ffn)
-        return parameter_count(build_task_model(kind, config, outputs)), config
+        with torch.device("meta"):
+            return parameter_count(build_task_model(kind, config, outputs)), config
+
+    @cache
+    def candidate(width):
+        return sized(base.encoders, base.encoder_dims, width)
 
     target, _ = sized(reference, reference, base.width)
-    widths = range(base.heads, 8 * base.width + 1, base.heads)
-    candidates = [sized(base.encoders, base.encoder_dims, w) for w in widths]
-    _, best = min(candidates, key=lambda c: abs(c[0] - target))
+    widths = range(base.width, 4 * base.width + 1, base.heads)
+    first = bisect_left(widths, target, key=lambda w: candidate(w)[0])  # first not smaller
+    nearby = [widths[i] for i in (first - 1, first) if 0 <= i < len(widths)]
+    _, best = min((candidate(w) for w in nearby), key=lambda c: abs(c[0] - target))
     return {"width": best.width, "ffn": best.ffn}, target
 
 
