@@ -206,3 +206,10 @@ def test_figures_of_a_sweep_without_multi_encoder_or_dropout_runs_say_so():
             }
         )
         plt.close(plot(frame))
+
+
+def test_every_figure_has_a_report_caption():
+    from tests.workflow_helpers import ROOT
+
+    captions = ROOT / "workflow" / "report"
+    assert {f"{name}.rst" for name in FIGURES} <= {p.name for p in captions.glob("*.rst")}
