@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -211,6 +212,63 @@ def test_dvc_repro_matches_snakemake_byte_for_byte(tiny_run, tmp_path):
         ), folder
     assert "up to date" in run(["dvc", "status"], work).stdout
     assert "Nothing to be done" in run(["snakemake", "-n"], work).stdout
+
+
+@pytest.mark.slow
+def test_dvc_records_restores_and_shares_a_snakemake_run(tiny_run, tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(tiny_run, work, symlinks=True)
+    run(["dvc", "commit", "-f"], work)  # records every artifact, recomputes nothing
+    assert "up to date" in run(["dvc", "status"], work).stdout
+    digest = tree_digest(work / "results" / "runs")
+
+    shutil.rmtree(work / "results")  # restore from the cache: nothing to redo
+    run(["dvc", "checkout"], work)
+    run(["vecomp", "settle-times"], work)
+    assert tree_digest(work / "results" / "runs") == digest
+    assert "Nothing to be done" in run(["snakemake", "-n"], work).stdout
+
+    run(["dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote")], work)
+    run(["dvc", "push"], work)
+    run(["git", "add", "-A"], work)
+    run(["git", "commit", "-qm", "results recorded"], work)
+    clone = tmp_path / "clone"  # a collaborator: a fresh clone, no cache, no Snakemake state
+    run(["git", "clone", "-q", str(work), str(clone)], tmp_path)
+    run(["dvc", "pull"], clone)
+    run(["vecomp", "settle-times"], clone)
+    assert tree_digest(clone / "results" / "runs") == digest
+    assert "Nothing to be done" in run(["snakemake", "-n"], clone).stdout
+
+    shutil.rmtree(clone / "results" / "figures")  # regenerate the figures, and only them
+    run(["snakemake", "--cores", "2", "analysis"], clone)
+    assert "Nothing to be done" in run(["snakemake", "-n"], clone).stdout
+    assert tree_digest(clone / "results" / "figures") == tree_digest(work / "results" / "figures")
+
+
+@pytest.mark.slow
+def test_a_dvc_experiment_reruns_only_what_its_parameter_touches(tiny_run, tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(tiny_run, work, symlinks=True)
+    run(["dvc", "commit", "-f"], work)
+    run(["git", "add", "-A"], work)
+    run(["git", "commit", "-qm", "baseline"], work)
+    runs = {p: p.stat().st_mtime_ns for p in (work / "results" / "runs").glob("*/*/*/metrics.json")}
+    tables = {p: p.stat().st_mtime_ns for p in (work / "results" / "prepared").rglob("*.parquet")}
+    setting = "config/config.yaml:+tasks.gqa.train.epochs=1"  # + adds a key the file lacks
+    result = run(["dvc", "exp", "run", "-S", setting], work)
+    out = result.stdout + result.stderr
+    for stage in ("synthetic", "download", "encoders", "features", "text"):
+        assert f"Stage '{stage}' didn't change, skipping" in out, stage
+    # DVC's prepare stage reads all of `tasks`, so it runs, but Snakemake redoes nothing there
+    assert all(p.stat().st_mtime_ns == mtime for p, mtime in tables.items())
+    retrained = {p for p, mtime in runs.items() if p.stat().st_mtime_ns != mtime}
+    assert retrained and all(p.relative_to(work / "results" / "runs").parts[0] == "gqa"
+                             for p in retrained)  # fmt: skip
+    assert len(retrained) == len([p for p in runs if "/gqa/" in str(p)])
+    assert "tasks.gqa.train.epochs" in run(["dvc", "params", "diff"], work).stdout
+    assert "gqa" in run(["dvc", "metrics", "diff"], work).stdout
+    run(["dvc", "plots", "diff", "--out", str(tmp_path / "plots")], work)
+    assert (tmp_path / "plots" / "index.html").exists()
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyse-task": ("vecomp.analysis.inference", "attention mass and ensembles of one task"),
     "analyse": ("vecomp.analysis.analyse", "every analysis table, the results table, metrics"),
     "figures": ("vecomp.analysis.figures", "draw the study's figures (PNG and PDF)"),
+    "settle-times": ("vecomp.restore", "mark artifacts restored by DVC as up to date"),
 }
 
 
