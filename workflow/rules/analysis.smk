@@ -85,5 +85,5 @@ rule figures:
 # Phase target: `snakemake analysis` (what the DVC stage runs).
 rule analysis:
     input:
-        rules.figures.output if RUNS else [],
+        [rules.analyse.output, rules.figures.output] if RUNS else [],
     localrule: True
