@@ -117,46 +117,54 @@ class Ensemble(nn.Module):
 
 
 def ensemble_rows(runs: dict, data: TaskData, options: dict, device) -> list[dict]:
-    """Test metrics of every multi-encoder subset's single-encoder ensemble, per seed."""
+    """Test metrics of every multi-encoder subset's single-encoder ensemble, per seed. Only one
+    seed's single-encoder models are in memory at a time."""
     singles = {
-        (run["encoders"][0], run["seed"]): model
-        for run, model in runs.values()
+        (run["encoders"][0], run["seed"]): folder
+        for folder, run in runs.items()
         if len(run["encoders"]) == 1 and run["ve_dropout"] == 0
     }
+    subsets = {(r["encoders"], r["seed"]) for r in runs.values() if len(r["encoders"]) > 1}
     rows = []
-    subsets = {(r["encoders"], r["seed"]) for r, _ in runs.values() if len(r["encoders"]) > 1}
-    for encoders, seed in sorted(subsets):
-        members = [singles.get((e, seed)) for e in encoders]
-        if any(m is None for m in members):
-            continue  # a single-encoder run is missing (e.g. a partial sweep): no ensemble
-        ensemble = Ensemble(members, data.kind, tuple(encoders)).to(device)
-        metrics, _ = evaluate(ensemble, data, "test", device=device, **options)
-        name = "+".join(encoders)
-        rows += [
-            {"task": data.task.name, "encoders": name, "seed": seed, "metric": m, "value": v}
-            for m, v in metrics.items()
-        ]
+    for seed in sorted({seed for _, seed in subsets}):
+        models = {e: load_model(f).to(device) for (e, s), f in singles.items() if s == seed}
+        for encoders in sorted(e for e, s in subsets if s == seed):
+            if not set(encoders) <= set(models):
+                continue  # a single-encoder run is missing (e.g. a partial sweep): no ensemble
+            members = [models[e] for e in encoders]
+            ensemble = Ensemble(members, data.kind, tuple(encoders))
+            metrics, _ = evaluate(ensemble, data, "test", device=device, **options)
+            rows += [
+                {"task": data.task.name, "encoders": "+".join(encoders), "seed": seed,
+                 "metric": m, "value": v}
+                for m, v in metrics.items()
+            ]  # fmt: skip
     return rows
 
 
 # ------------------------------------------------------------------ the job
-def load_runs(folders: list[Path]) -> dict:
-    """``{folder: (run dict, model)}`` for every run folder's checkpoint."""
+def load_model(folder: Path):
+    return load_checkpoint(folder / "checkpoint.pt")[0]
+
+
+def describe_runs(folders: list[Path]) -> dict:
+    """``{folder: run}`` (task, encoders, seed, ve_dropout, pool_grid) from each checkpoint;
+    the models themselves are loaded one at a time where they are used."""
     runs = {}
     for folder in folders:
         path = folder / "checkpoint.pt"
         if not path.exists():
             raise VecompError(f"{folder} has no checkpoint.pt: train that run first")
-        model, checkpoint = load_checkpoint(path)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
         run = checkpoint["run"] | {"encoders": tuple(checkpoint["run"]["encoders"])}
-        runs[folder] = (run | {"pool_grid": checkpoint["pool_grid"]}, model)
+        runs[folder] = run | {"pool_grid": checkpoint["pool_grid"]}
     return runs
 
 
 def pool_grid_of(runs: dict) -> dict[str, int]:
     """The one feature pooling every run of the task was trained with (an error if they differ)."""
     grid: dict[str, int] = {}
-    for folder, (run, _) in runs.items():
+    for folder, run in runs.items():
         for name, size in run["pool_grid"].items():
             if grid.setdefault(name, size) != size:
                 raise VecompError(
@@ -167,13 +175,13 @@ def pool_grid_of(runs: dict) -> dict[str, int]:
 
 
 def analyse_task(task, prepared, text, stores, folders, samples, out, options, device) -> None:
-    runs = load_runs(folders)
+    runs = describe_runs(folders)
     data = TaskData(task, prepared, text, stores, pool_grid_of(runs))
     batch = to_device(_sample_batch(data, samples), device)
     attention = []
     with autocast(device):
-        for run, model in runs.values():
-            model.to(device)
+        for folder, run in runs.items():
+            model = load_model(folder).to(device)
             labels = {"task": task, "encoders": "+".join(run["encoders"]), "seed": run["seed"]}
             attention.append(
                 attention_mass(model, batch).assign(**labels, ve_dropout=run["ve_dropout"])
@@ -183,6 +191,7 @@ def analyse_task(task, prepared, text, stores, folders, samples, out, options, d
     attention = pd.concat(attention, ignore_index=True)
     attention = attention[[*columns, "mass", "per_token"]].sort_values(columns, kind="stable")
     ensembles = pd.DataFrame(ensembles, columns=["task", "encoders", "seed", "metric", "value"])
+    ensembles = ensembles.sort_values(["encoders", "seed"], kind="stable")
     with atomic_path(out / "attention.csv") as tmp:
         attention.to_csv(tmp, index=False)
     with atomic_path(out / "ensemble.csv") as tmp:
