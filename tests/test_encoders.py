@@ -53,10 +53,14 @@ def specs(tmp_path_factory) -> dict[str, dict]:
         "frcnn_resnet50": ({"type": "torchvision_frcnn", "arch": "fasterrcnn_resnet50_fpn",
                             "arch_kwargs": {"min_size": 64, "max_size": 64}, "max_regions": 4,
                             "min_score": 0.0}, "region", None, 1024),
+        "probe_color": ({"type": "attribute_probe", "sees": "color"}, "probe", None, 7),
+        "probe_shape": ({"type": "attribute_probe", "sees": "shape"}, "probe", None, 65),
+        "probe_position": ({"type": "attribute_probe", "sees": "position"}, "probe", None, 3),
     }  # fmt: skip
 
 
-CASES = ["timm_grid", "timm_patch", "hf_clip", "hf_dinov2", "frcnn_mini", "frcnn_resnet50"]
+CASES = ["timm_grid", "timm_patch", "hf_clip", "hf_dinov2", "frcnn_mini", "frcnn_resnet50",
+         "probe_color", "probe_shape", "probe_position"]  # fmt: skip
 
 
 def test_every_registered_type_has_a_case(specs):
