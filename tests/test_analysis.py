@@ -213,3 +213,15 @@ def test_every_figure_has_a_report_caption():
 
     captions = ROOT / "workflow" / "report"
     assert {f"{name}.rst" for name in FIGURES} <= {p.name for p in captions.glob("*.rst")}
+
+
+def test_dvc_declares_every_figure_and_the_training_curves_as_plots():
+    import yaml
+
+    from tests.workflow_helpers import ROOT
+
+    plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    declared = {next(iter(p)) if isinstance(p, dict) else p for p in plots}
+    assert {f"results/figures/{name}.png" for name in FIGURES} | {
+        "results/tables/curves"
+    } == declared

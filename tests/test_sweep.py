@@ -82,6 +82,8 @@ def _fake_run(folder, task, encoders, seed, value):
         "task": task, "encoders": encoders, "seed": seed, "ve_dropout": 0.0,
         "dev": {"accuracy": value + 1}, "test": {"accuracy": value},
         "selected_epoch": 2, "parameters": 10, "seconds": 1.0,
+        "history": [{"epoch": e, "loss": 1.0 / e, "dev": value + e, "seconds": 0.1}
+                    for e in (1, 2)],
     }  # fmt: skip
     (folder / "metrics.json").write_text(json.dumps(metrics))
     row = {k: metrics[k] for k in ("task", "encoders", "seed", "ve_dropout")}
@@ -104,6 +106,8 @@ def test_collect_writes_tidy_tables_and_seed_statistics(tmp_path):
     assert summary["gqa"]["grid"]["accuracy"] == {"mean": 55.0, "std": 7.0711, "seeds": 2}
     assert summary["gqa"]["patch"]["accuracy"]["std"] == 0.0
     assert not (tmp_path / "tables" / "masked.csv").exists()  # one table holds everything
+    curve = pd.read_csv(tmp_path / "tables" / "curves" / "gqa.csv")  # first seed's curve
+    assert curve.to_dict("list") == {"epoch": [1, 2], "loss": [1.0, 0.5], "dev": [51.0, 52.0]}
 
 
 def test_collect_keeps_every_masked_evaluation_in_the_one_table(tmp_path):

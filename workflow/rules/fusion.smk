@@ -92,6 +92,7 @@ rule collect_runs:
         [f"{folder}/metrics.json" for folder in RUNS + MATCHED],
     output:
         runs="results/tables/runs.csv",
+        curves=[f"results/tables/curves/{task}.csv" for task in TASKS],
         summary="results/metrics/sweep.json",
     log:
         "logs/tables/collect.log",

@@ -9,6 +9,8 @@
   this table (``vecomp.analysis.stats``).
 - ``summary.json`` (a DVC metric): per task and encoder subset (VE-dropout 0), the mean and
   standard deviation over seeds of each test metric.
+- ``curves/<task>.csv`` (a DVC plot): the training curve (epoch, loss, dev score) of each task's
+  model with every encoder, first seed, VE-dropout 0.
 """
 
 from __future__ import annotations
@@ -67,18 +69,38 @@ def summarise(runs: pd.DataFrame) -> dict:
     return summary
 
 
+def curves(folders: list[Path]) -> dict[str, pd.DataFrame]:
+    """Per task: epoch, loss and dev score of the model with the most encoders (first seed,
+    VE-dropout 0, not a widened control run)."""
+    chosen: dict[str, tuple] = {}
+    for folder in folders:
+        metrics = json.loads((folder / "metrics.json").read_text())
+        if metrics["ve_dropout"] or metrics.get("matched") or not metrics.get("history"):
+            continue
+        rank = (-metrics["encoders"].count("+"), metrics["seed"], metrics["encoders"])
+        if metrics["task"] not in chosen or rank < chosen[metrics["task"]][0]:
+            chosen[metrics["task"]] = (rank, metrics["history"])
+    return {
+        task: pd.DataFrame(history)[["epoch", "loss", "dev"]]
+        for task, (_, history) in chosen.items()
+    }
+
+
 def collect(folders: list[Path], out: Path, summary_path: Path) -> None:
     runs = pd.concat([read_run(folder) for folder in folders], ignore_index=True)
     runs = runs.sort_values(RUN_COLUMNS + ["split", "kept", "metric"], kind="stable")
     with atomic_path(out / "runs.csv") as tmp:
         runs.to_csv(tmp, index=False)
+    for task, curve in curves(folders).items():
+        with atomic_path(out / "curves" / f"{task}.csv") as tmp:
+            curve.to_csv(tmp, index=False, float_format="%.6g")
     write_json(summary_path, summarise(runs))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vecomp collect", description=__doc__)
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (results/runs/...)")
-    parser.add_argument("--out", type=Path, required=True, help="folder for runs.csv")
+    parser.add_argument("--out", type=Path, required=True, help="folder for runs.csv and curves/")
     parser.add_argument("--summary", type=Path, required=True, help="summary metrics JSON")
     args = parser.parse_args(argv)
     collect(args.runs, args.out, args.summary)
