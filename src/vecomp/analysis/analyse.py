@@ -57,7 +57,8 @@ def headline_metrics(results: dict[str, pd.DataFrame]) -> dict:
         if len(gain):
             entry["gain_over_best_single"] = round(float(gain["gain"].iloc[0]), 4)
         last = dominant[(dominant["task"] == task) & (dominant["ve_dropout"] == 0)]
-        last = last[last["encoders"].str.count(r"\+") == last["encoders"].str.count(r"\+").max()]
+        size = stats.n_encoders(last["encoders"])
+        last = last[size == size.max()]
         if len(last):
             entry["dominant_last_layer"] = last.loc[last["layer"].idxmax(), "dominant"]
         summary[task] = entry

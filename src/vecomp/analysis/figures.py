@@ -40,21 +40,18 @@ def encoder_colours(names) -> dict[str, str]:
     return {name: OKABE_ITO[i % len(OKABE_ITO)] for i, name in enumerate(sorted(set(names)))}
 
 
-def _encoders_in(subsets) -> list[str]:
-    return sorted({e for s in subsets for e in s.split("+")})
-
-
-def _facets(tasks, rows: int = 1, height: float = 2.0):
+def _facets(tasks, height: float = 2.0):
+    """One panel per task, three to a row (or a note when there is nothing to draw)."""
     tasks = list(tasks)
     if not tasks:  # e.g. no multi-encoder model, or no VE-dropout run in the sweep
         figure, ax = plt.subplots(figsize=(COLUMN, 0.8), squeeze=False)
         ax[0, 0].axis("off")
         ax[0, 0].text(0.5, 0.5, "no runs of this kind in the sweep", ha="center", va="center")
         return figure, ax
-    cols = min(3, len(tasks)) if rows == 1 else len(tasks)
-    grid_rows = rows * int(np.ceil(len(tasks) / cols)) if rows == 1 else rows
-    figure, axes = plt.subplots(grid_rows, cols, figsize=(PAGE, height * grid_rows), squeeze=False)
-    for ax in axes.flat[len(tasks) * rows :]:
+    cols = min(3, len(tasks))
+    rows = int(np.ceil(len(tasks) / cols))
+    figure, axes = plt.subplots(rows, cols, figsize=(PAGE, height * rows), squeeze=False)
+    for ax in axes.flat[len(tasks) :]:
         ax.set_visible(False)
     return figure, axes
 
