@@ -50,7 +50,8 @@ def test_output_folder_holds_checkpoint_metrics_and_spec(trained, objective):
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["train_loss"]) == 1 and all(map(math.isfinite, metrics["train_loss"]))
     assert metrics["n_images"] == {"train": 48, "heldout": 16} and metrics["seed"] == 0
-    assert metrics["heldout"] and metrics["heldout_at_init"] and metrics["seconds"] > 0
+    assert metrics["heldout"] and metrics["heldout_at_init"]
+    assert not {"seconds", "cpu_seconds"} & set(metrics)  # timings go to the log only
     assert {"python", "torch", "torchvision", "timm"} <= set(metrics["versions"])
     encoder = json.loads((out / "encoder.json").read_text())
     assert encoder["weights"] == str(out)

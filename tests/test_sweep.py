@@ -81,9 +81,8 @@ def _fake_run(folder, task, encoders, seed, value):
     metrics = {
         "task": task, "encoders": encoders, "seed": seed, "ve_dropout": 0.0,
         "dev": {"accuracy": value + 1}, "test": {"accuracy": value},
-        "selected_epoch": 2, "parameters": 10, "seconds": 1.0,
-        "history": [{"epoch": e, "loss": 1.0 / e, "dev": value + e, "seconds": 0.1}
-                    for e in (1, 2)],
+        "selected_epoch": 2, "parameters": 10,
+        "history": [{"epoch": e, "loss": 1.0 / e, "dev": value + e} for e in (1, 2)],
     }  # fmt: skip
     (folder / "metrics.json").write_text(json.dumps(metrics))
     row = {k: metrics[k] for k in ("task", "encoders", "seed", "ve_dropout")}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -52,31 +51,10 @@ def copy_project(dest: Path, config: Path | None = None) -> Path:
     return dest
 
 
-TIMING_KEYS = {"seconds", "cpu_seconds"}  # measured durations: never reproducible
-
-
-def _without_timings(obj):
-    if isinstance(obj, dict):
-        return {k: _without_timings(v) for k, v in obj.items() if k not in TIMING_KEYS}
-    if isinstance(obj, list):
-        return [_without_timings(v) for v in obj]
-    return obj
-
-
-def _content(path: Path) -> bytes:
-    data = path.read_bytes()
-    if path.suffix == ".json":
-        try:
-            return json.dumps(_without_timings(json.loads(data)), sort_keys=True).encode()
-        except json.JSONDecodeError:  # JSON lines (NLVR2's .json files)
-            pass
-    return data
-
-
 def tree_digest(folder: Path) -> dict[str, str]:
-    """{relative path: sha256} of every file under ``folder`` (JSON without timing fields)."""
+    """{relative path: sha256} of every file under ``folder``: artifacts hold no timings."""
     return {
-        p.relative_to(folder).as_posix(): hashlib.sha256(_content(p)).hexdigest()
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }

@@ -29,9 +29,9 @@ from torch import nn
 
 from ..devices import autocast, pick_device
 from ..errors import VecompError
-from ..fusion.data import TaskData, to_device
+from ..fusion.data import TaskData, add_task_data_arguments, to_device
 from ..fusion.evaluate import evaluate
-from ..fusion.train import _store_argument, load_checkpoint
+from ..fusion.train import load_checkpoint
 from ..io import atomic_path
 
 QUERIES = ("text", "pooled")
@@ -200,13 +200,7 @@ def analyse_task(task, prepared, text, stores, folders, samples, out, options, d
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vecomp analyse-task", description=__doc__)
-    parser.add_argument("--task", required=True)
-    parser.add_argument("--prepared", type=Path, required=True, help="results/prepared/<task>")
-    parser.add_argument("--text", type=Path, required=True, help="the task's text store")
-    parser.add_argument(
-        "--store", type=_store_argument, action="append", required=True,
-        help="ENCODER=FOLDER of a feature store, once per encoder",
-    )  # fmt: skip
+    add_task_data_arguments(parser, "ENCODER=FOLDER of a feature store, once per encoder")
     parser.add_argument("--runs", type=Path, nargs="+", required=True, help="run folders")
     parser.add_argument("--samples", type=int, default=256, help="attention sample size")
     parser.add_argument("--options", default="{}", help="JSON: evaluation options (rerank_top_k)")

@@ -12,6 +12,7 @@ random other image, redrawn each epoch from the run's generator.
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -264,3 +265,21 @@ TARGETS = {
     "pair": _class_targets,
     "retrieval": _match_targets,
 }
+
+
+def store_argument(text: str) -> tuple[str, Path]:
+    """Parse one ``ENCODER=FOLDER`` command-line value."""
+    name, sep, path = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"a feature store is ENCODER=FOLDER, got {text!r}")
+    return name, Path(path)
+
+
+def add_task_data_arguments(parser: argparse.ArgumentParser, store_help: str) -> None:
+    """The options that locate one task's data (what ``TaskData`` reads), for a command line."""
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--prepared", type=Path, required=True, help="results/prepared/<task>")
+    parser.add_argument("--text", type=Path, required=True, help="the task's text store")
+    parser.add_argument(
+        "--store", type=store_argument, action="append", required=True, help=store_help
+    )

@@ -35,7 +35,7 @@ from ..devices import autocast, pick_device
 from ..errors import VecompError
 from ..features.store import FeatureStore
 from ..io import atomic_path, write_json
-from .data import TaskData, to_device
+from .data import TaskData, add_task_data_arguments, store_argument, to_device
 from .evaluate import HEADLINE, evaluate, kept_subsets
 from .heads import RetrievalModel, build_task_model
 from .model import FusionConfig
@@ -228,10 +228,11 @@ class Trainer:
 
     def _record(self, loss: float, dev: dict, seconds: float) -> None:
         headline = dev[HEADLINE[self.data.kind]]
-        self.history.append(
-            {"epoch": self.epoch, "loss": loss, "dev": headline, "seconds": seconds}
+        self.history.append({"epoch": self.epoch, "loss": loss, "dev": headline})
+        print(
+            f"{self.run.name} epoch {self.epoch}: loss {loss:.4f}, dev {headline:.2f}"
+            f" ({seconds:.1f} s)"
         )
-        print(f"{self.run.name} epoch {self.epoch}: loss {loss:.4f}, dev {headline:.2f}")
         if self.best is None or headline > self.best["dev"]:
             state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
             self.best = {"epoch": self.epoch, "dev": headline, "state": state}
@@ -347,8 +348,11 @@ def train_run(
     run: Run, data: TaskData, model_settings: dict, train: TrainConfig, out: Path,
     reference_dims: dict[str, int] | None = None,
 ):  # fmt: skip
-    """Train, select on dev, evaluate on test (also masked) and write the run's outputs."""
-    started = time.perf_counter()
+    """Train, select on dev, evaluate on test (also masked) and write the run's outputs.
+
+    Every output is a function of the inputs alone (no timings: those go to the log), so a
+    rerun, here or on a cluster, gives the same bytes.
+    """
     trainer = Trainer(run, data, model_settings, train, reference_dims)
     trainer.fit(resume_from=out / RESUME)
     results, predictions, masked = trainer.final_results()
@@ -361,7 +365,6 @@ def train_run(
         "matched_to": "+".join(run.matched),
         "reference_parameters": trainer.reference_parameters,
         "dropped_samples": data.dropped,
-        "seconds": time.perf_counter() - started,
         "device": str(trainer.device),
     }
     _save(trainer.checkpoint(), out / "checkpoint.pt")
@@ -374,24 +377,13 @@ def train_run(
     return metrics
 
 
-def _store_argument(text: str) -> tuple[str, Path]:
-    name, sep, path = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"--store wants ENCODER=FOLDER, got {text!r}")
-    return name, Path(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vecomp train", description=__doc__)
-    parser.add_argument("--task", required=True)
-    parser.add_argument("--prepared", type=Path, required=True, help="results/prepared/<task>")
-    parser.add_argument("--text", type=Path, required=True, help="the task's text store")
+    add_task_data_arguments(
+        parser, "ENCODER=FOLDER of a feature store, once per encoder of the subset (in order)"
+    )
     parser.add_argument(
-        "--store", type=_store_argument, action="append", required=True,
-        help="ENCODER=FOLDER of a feature store, once per encoder of the subset (in order)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--match-store", type=_store_argument, action="append", default=[],
+        "--match-store", type=store_argument, action="append", default=[],
         help="ENCODER=FOLDER of each encoder of a larger model: widen this run's model to that "
         "model's parameter count (the parameter-count control)",
     )  # fmt: skip
@@ -420,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     reference = {name: FeatureStore(folder).dim for name, folder in args.match_store}
     run = Run(args.task, tuple(stores), args.seed, args.ve_dropout, tuple(reference))
+    started = time.perf_counter()
     metrics = train_run(run, data, model, train, args.out, reference)
-    print(json.dumps({"run": run.name, "test": metrics["test"], "seconds": metrics["seconds"]}))
+    seconds = round(time.perf_counter() - started, 2)
+    print(json.dumps({"run": run.name, "test": metrics["test"], "seconds": seconds}))
     return 0
