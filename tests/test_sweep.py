@@ -57,11 +57,8 @@ def test_run_folders_name_task_subset_seed_and_dropout():
 def test_a_task_override_changes_only_that_task():
     config = {
         "train": {"epochs": 8, "lr": 0.003, "gpus": 1, "threads": 2, "rerank_top_k": 10},
-        "tasks": {
-            "gqa": {"train": {"epochs": 3, "threads": 4}},
-            "vqav2": {"min_answer_count": 9},
-            "coco_retrieval": {},
-        },
+        "task_train": {"gqa": {"epochs": 3, "threads": 4}},
+        "tasks": {"gqa": {}, "vqav2": {"min_answer_count": 9}, "coco_retrieval": {}},
     }
     assert train_settings(config, "gqa") == {"epochs": 3, "lr": 0.003, "threads": 4}
     assert train_settings(config, "vqav2") == {"epochs": 8, "lr": 0.003, "threads": 2}

@@ -166,7 +166,7 @@ def test_tiny_run_ends_with_the_analyses_figures_and_a_report(tiny_run, tmp_path
 @pytest.mark.slow
 def test_changing_one_task_training_setting_reruns_only_its_runs(tiny_run, tmp_path):
     config = yaml.safe_load(TINY.read_text())
-    config["tasks"]["gqa"]["train"] = {"epochs": 1}
+    config["task_train"] = {"gqa": {"epochs": 1}}
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(config))
     planned = planned_jobs(run(["snakemake", "-n", "--configfile", str(changed)], tiny_run).stdout)
@@ -254,7 +254,7 @@ def test_a_dvc_experiment_reruns_only_what_its_parameter_touches(tiny_run, tmp_p
     run(["git", "commit", "-qm", "baseline"], work)
     logs = work / ".snakemake" / "log"
     before = set(logs.glob("*.log"))
-    setting = "config/config.yaml:+tasks.gqa.train.epochs=1"  # + adds a key the file lacks
+    setting = "config/config.yaml:+task_train.gqa.epochs=1"  # + adds a key the file lacks
     result = run(["dvc", "exp", "run", "-S", setting], work)
     for stage in ("synthetic", "download", "encoders", "features", "text"):
         assert f"Stage '{stage}' didn't change, skipping" in result.stdout, stage
@@ -264,7 +264,7 @@ def test_a_dvc_experiment_reruns_only_what_its_parameter_touches(tiny_run, tmp_p
     trained = {w for rule, w in jobs if rule.startswith("train_")}
     assert len(trained) == 8 + 1 and all(w.startswith("task=gqa,") for w in trained)
     assert not {rule for rule, _ in jobs} & {"prepare", "extract_features", "encode_text"}
-    assert "tasks.gqa.train.epochs" in run(["dvc", "params", "diff"], work).stdout
+    assert "task_train.gqa.epochs" in run(["dvc", "params", "diff"], work).stdout
     assert "gqa" in run(["dvc", "metrics", "diff"], work).stdout
     run(["dvc", "plots", "diff", "--out", str(tmp_path / "plots")], work)
     assert (tmp_path / "plots" / "index.html").exists()

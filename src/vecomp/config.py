@@ -57,6 +57,12 @@ def _cross_checks(config: dict) -> list[str]:
     unknown = sorted(set(config.get("tasks", {})) - set(TASKS))
     if unknown:
         problems.append(f"tasks: unknown task(s) {unknown}; valid tasks: {', '.join(TASKS)}")
+    untrained = sorted(set(config.get("task_train") or {}) - set(config.get("tasks", {})))
+    if untrained:
+        problems.append(
+            f"task_train: {untrained} not in tasks; configured tasks: "
+            f"{', '.join(config.get('tasks', {}))}"
+        )
     problems += _encoder_checks(config.get("encoders") or {})
     problems += _model_checks(config.get("model") or {}, config.get("encoders") or {})
     problems += _matched_checks(config)

@@ -10,7 +10,7 @@ with every seed, its model widened to the parameter count of the model with ever
 (``MATCHED_FOLDER``; ``vecomp train --match-store``).
 
 Training settings resolve as: ``TrainConfig`` defaults < config ``train`` < the task's own
-``tasks.<task>.train``, so changing one task's settings changes only that task's runs.
+``task_train.<task>``, so changing one task's settings changes only that task's runs.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def matched_folders(tasks, encoders, sweep: dict) -> list[str]:
 
 
 def _merged_train(config: dict, task: str) -> dict:
-    overrides = (config["tasks"].get(task) or {}).get("train", {})
+    overrides = (config.get("task_train") or {}).get(task) or {}
     return {**config.get("train", {}), **overrides}
 
 
