@@ -1,0 +1,156 @@
+"""The SLURM profile (profiles/slurm), checked for real.
+
+The fast tests read the profile against the workflow. The slow one starts a one-node SLURM
+cluster on this machine (tests/slurm_cluster.py: Debian's slurm-wlm, slurmdbd, munge and
+MariaDB, on loopback) and runs the embedded default through snakemake-executor-plugin-slurm.
+Its artifacts must be the bytes that dvc.lock records for the local `snakemake --cores 2` run.
+A cluster that cannot start fails the test with the reason; it never skips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from tests.slurm_cluster import ACCOUNT, ClusterError, LocalSlurmCluster
+from tests.workflow_helpers import ROOT, copy_project, run, tool_env
+
+PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
+CORES = str(os.cpu_count() or 1)
+SWEEP_RULES = ("train_fusion", "train_matched")
+
+
+def demo_options() -> list[str]:
+    """What the README adds for the demo on a small node: no job asks for more cores than the
+    node has, and the hundred short training runs go out in groups of 16 (one Snakemake start
+    per group, not per run), beside the profile's own groups (command-line groups replace
+    the profile's, so they are repeated)."""
+    profile = yaml.safe_load(PROFILE.read_text())
+    groups = {**profile["groups"], **dict.fromkeys(SWEEP_RULES, "sweep")}
+    components = {**profile["group-components"], "sweep": 16}
+    return ["--max-threads", CORES, "--cores", CORES,
+            "--groups", *(f"{rule}={group}" for rule, group in groups.items()),
+            "--group-components", *(f"{group}={n}" for group, n in components.items())]  # fmt: skip
+
+
+def workflow_rules() -> dict[str, str]:
+    """{rule name: its source block} of every rule in the workflow."""
+    text = "\n".join(p.read_text() for p in sorted((ROOT / "workflow" / "rules").glob("*.smk")))
+    text += (ROOT / "Snakefile").read_text()
+    blocks = re.split(r"^rule ", text, flags=re.M)[1:]
+    return {block.split(":", 1)[0]: block for block in blocks}
+
+
+def test_the_slurm_profile_names_only_rules_of_the_workflow():
+    profile = yaml.safe_load(PROFILE.read_text())
+    rules = workflow_rules()
+    assert profile["executor"] == "slurm"
+    assert set(profile["set-resources"]) <= set(rules)
+    assert set(profile["groups"]) <= set(rules)
+    assert set(profile["group-components"]) <= set(profile["groups"].values())
+    assert profile["slurm-keep-successful-logs"] and profile["slurm-logdir"]
+    local = yaml.safe_load((ROOT / "profiles" / "default" / "config.yaml").read_text())
+    assert profile["rerun-triggers"] == local["rerun-triggers"]
+
+
+def test_downloads_run_on_the_submit_host():
+    """Compute nodes often have no internet: whatever fetches data is a local rule."""
+    rules = workflow_rules()
+    assert "localrule: True" in rules["download"]
+    heavy = ("train_fusion", "extract_features", "pretrain_encoder", "prepare", "encode_text")
+    assert not any("localrule: True" in rules[name] for name in heavy)
+
+
+def test_the_paper_profile_asks_slurm_for_gpus_where_it_trains_and_extracts():
+    dry = run(["snakemake", "-n", "--profile", "profiles/slurm", "--configfile",
+               "config/paper.yaml"], ROOT)  # fmt: skip
+    jobs = re.findall(r"rule (\w+):\n(?:    .*\n)*?    resources: (.*)", dry.stdout)
+    resources = {rule: res for rule, res in jobs}
+    for rule in ("train_fusion", "extract_features"):
+        assert "gpu=1" in resources[rule], rule
+        assert "cpus_per_gpu=8" in resources[rule], rule
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    try:
+        started = LocalSlurmCluster(tmp_path_factory.mktemp("slurm")).start()
+    except ClusterError as error:
+        pytest.fail(f"the one-node SLURM cluster did not start: {error}", pytrace=False)
+    yield started
+    started.stop()
+
+
+def slurm_jobs(cluster) -> list[dict]:
+    """Every job the cluster ran, from its accounting database (what `sacct` shows)."""
+    out = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-a", "--format=JobID,State,Account,Comment"],
+        capture_output=True, text=True, env=cluster.env, check=True,
+    ).stdout  # fmt: skip
+    keys = ("id", "state", "account", "comment")
+    return [dict(zip(keys, line.split("|"), strict=True)) for line in out.splitlines()]
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_the_embedded_default_runs_on_slurm_to_the_local_results(cluster, tmp_path):
+    work = copy_project(tmp_path / "work")  # a fresh clone: config, code and dvc.lock
+    env = {**tool_env(), "SLURM_CONF": cluster.env["SLURM_CONF"], "PATH": cluster.env["PATH"]}
+    command = ["snakemake", "--profile", "profiles/slurm", *demo_options()]
+    result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+
+    jobs = slurm_jobs(cluster)
+    rules = {re.sub(r"_wildcards.*", "", job["comment"]) for job in jobs}
+    assert {"rule_extract_features", "rule_pretrain_encoder"} <= rules
+    assert "rule_download" not in rules  # local rules never leave the submit host
+    assert {job["state"] for job in jobs} == {"COMPLETED"}
+    assert {job["account"] for job in jobs} == {ACCOUNT}
+    runs = list((work / "results" / "runs").glob("*/*/*/metrics.json"))
+    assert len(jobs) < len(runs)  # the runs went out in groups
+    logs = work / "logs" / "slurm"  # every job's sbatch log is kept, grouped ones too
+    assert len(list(logs.rglob("*.log"))) == len(jobs)
+    assert list(logs.glob("group_sweep*/*.log")) and list(logs.glob("group_prepare*/*.log"))
+
+    # the same bytes as the local run that dvc.lock records
+    status = json.loads(run(["dvc", "status", "--json"], work).stdout)
+    changed = {
+        stage: entry["changed outs"]
+        for stage, entries in status.items()
+        for entry in entries
+        if isinstance(entry, dict) and "changed outs" in entry
+    }
+    assert not changed, (
+        f"the SLURM run's artifacts differ from dvc.lock: {changed}. dvc.lock must record a "
+        "local `snakemake --cores 2` run of the current code (rerun it, `dvc commit -f`)."
+    )
+    assert "Nothing to be done" in run(["snakemake", "-n"], work).stdout
+
+
+def test_the_test_cluster_never_replaces_a_slurm_configuration_of_the_machine(tmp_path):
+    link = tmp_path / "etc-slurm" / "slurm.conf"
+    cluster = LocalSlurmCluster(tmp_path / "cluster", system_config=link)
+    (tmp_path / "cluster" / "etc").mkdir(parents=True)
+    cluster.write_configs()
+    link.parent.mkdir()
+    link.write_text("ClusterName=theirs\n")
+    with pytest.raises(ClusterError, match="configuration of its own"):
+        cluster.link_system_config()
+    assert link.read_text() == "ClusterName=theirs\n"
+
+    link.unlink()
+    stale = LocalSlurmCluster(tmp_path / "killed", system_config=link)
+    (tmp_path / "killed" / "etc").mkdir(parents=True)
+    stale.write_configs()
+    stale.link_system_config()  # a test run killed before it could stop
+    cluster.link_system_config()  # replaces the stale link
+    assert link.resolve() == cluster.config
+    stale.stop()  # not its link: left alone
+    assert link.is_symlink()
+    cluster.stop()
+    assert not link.exists() and not link.is_symlink()
