@@ -16,6 +16,7 @@ cluster that cannot start fails its test with the reason.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -27,7 +28,9 @@ PACKAGES = ("slurm-wlm", "slurmdbd", "munge", "mariadb-server")
 PROGRAMS = ("slurmctld", "slurmd", "slurmdbd", "sbatch", "sacct", "munged", "mariadbd")
 ACCOUNT = "vecomp"
 DB_PASSWORD = "vecomp-test"
-PROFILE_MEMORY_MB = 64_000
+# The most memory profiles/slurm asks for one job (MB); a group job asks for the sum over the
+# jobs it runs side by side, at most one per core.
+PROFILE_JOB_MEMORY_MB = 32_000
 # Job steps find the configuration where every node of a real cluster has it: the executor
 # plugin's job step drops SLURM_CONF from the environment of the srun it starts.
 SYSTEM_CONFIG = Path("/etc/slurm/slurm.conf")
@@ -85,13 +88,12 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _wait(ready, step: str, log: Path | None, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ready():
-            return
-        time.sleep(0.5)
-    raise ClusterError(f"{step}: not ready after {timeout:.0f} s{_tail(log)}")
+def _answers(command: list[str], env: dict) -> subprocess.CompletedProcess | None:
+    """Run a client command that may not be answered yet; None when it could not run."""
+    try:
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
 
 
 @dataclass
@@ -117,6 +119,12 @@ class LocalSlurmCluster:
         return {**os.environ, "SLURM_CONF": str(self.config), "PATH": path}
 
     def start(self) -> LocalSlurmCluster:
+        if os.geteuid() != 0:
+            raise ClusterError(
+                "the test cluster runs slurmd and slurmctld as root and links "
+                f"{self.system_config}: run the SLURM tests as root (a container or CI machine), "
+                "or deselect them with -m 'not slurm'"
+            )
         install_packages()
         for folder in ("etc", "log", "state", "spool", "run", "db"):
             (self.root / folder).mkdir(parents=True, exist_ok=True)
@@ -126,18 +134,21 @@ class LocalSlurmCluster:
             self.write_configs()
             self.link_system_config()
             self._start("slurmdbd", ["slurmdbd", "-D"])
-            _wait(self._dbd_answers, "slurmdbd", self._log("slurmdbd"))
+            self._wait(self._dbd_answers, "slurmdbd", self._log("slurmdbd"))
             self._register_cluster()
             self._start("slurmctld", ["slurmctld", "-D", "-i"])
             self._start("slurmd", ["slurmd", "-D", "-N", self.host])
-            _wait(self._node_idle, "slurmd (node idle)", self._log("slurmd"), timeout=90)
+            self._wait(self._node_idle, "slurmd (node idle)", self._log("slurmd"), timeout=90)
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        """End every daemon, newest first, and remove the system link; safe to call twice."""
+        """Cancel what still runs, end every daemon (newest first) and remove the system link;
+        safe to call twice."""
+        if "slurmctld" in self.processes:  # a failed test may leave jobs behind
+            _answers([_which("scancel") or "scancel", "--full", "--user", _user()], self.env)
         for name in reversed(list(self.processes)):
             process = self.processes.pop(name)
             process.terminate()
@@ -154,7 +165,8 @@ class LocalSlurmCluster:
         """Link /etc/slurm/slurm.conf to this cluster's file; never replace a foreign one."""
         link = self.system_config
         if link.exists() or link.is_symlink():
-            if not (link.exists() and link.read_text().startswith(MARKER)):
+            stale = not link.exists() or link.read_text().startswith(MARKER)  # dangling or ours
+            if not stale:
                 raise ClusterError(
                     f"{link} exists and is not a test cluster's: this machine has a SLURM "
                     "configuration of its own, which the test cluster will not replace. Run "
@@ -170,6 +182,20 @@ class LocalSlurmCluster:
     # --- daemons ---------------------------------------------------------------------------
     def _log(self, name: str) -> Path:
         return self.root / "log" / f"{name}.log"
+
+    def _wait(self, ready, step: str, log: Path, timeout: float = 60) -> None:
+        """Poll ``ready()`` until it holds; fail at once if a daemon has exited."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if ready():
+                return
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise ClusterError(
+                        f"{step}: {name} exited ({process.returncode}){_tail(self._log(name))}"
+                    )
+            time.sleep(0.5)
+        raise ClusterError(f"{step}: not ready after {timeout:.0f} s{_tail(log)}")
 
     def _start(self, name: str, command: list[str]) -> None:
         program = _which(command[0]) or command[0]
@@ -196,7 +222,7 @@ class LocalSlurmCluster:
                                f"--pid-file={self.root / 'run' / 'munged.pid'}",
                                f"--seed-file={self.root / 'run' / 'munged.seed'}",
                                f"--log-file={self._log('munged')}"])  # fmt: skip
-        _wait(self.munge_socket.exists, "munged", self._log("munged"))
+        self._wait(self.munge_socket.exists, "munged", self._log("munged"))
 
     def _start_database(self) -> None:
         data = self.root / "db"
@@ -209,7 +235,7 @@ class LocalSlurmCluster:
                                  "--bind-address=127.0.0.1", "--skip-name-resolve",
                                  f"--pid-file={self.root / 'run' / 'mariadbd.pid'}",
                                  "--innodb-buffer-pool-size=64M"])  # fmt: skip
-        _wait(self.db_socket.exists, "MariaDB", self._log("mariadbd"))
+        self._wait(self.db_socket.exists, "MariaDB", self._log("mariadbd"))
         grant = (
             f"CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '{DB_PASSWORD}';"
             "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';"
@@ -219,7 +245,8 @@ class LocalSlurmCluster:
 
     def write_configs(self) -> None:
         etc, auth = self.root / "etc", f"AuthType=auth/munge\nAuthInfo=socket={self.munge_socket}"
-        cpus, memory = os.cpu_count() or 1, _memory_mb()
+        cpus = os.cpu_count() or 1
+        memory = _memory_mb(cpus)
         self.config.write_text(f"""\
 {MARKER}
 ClusterName=vecomp
@@ -274,39 +301,36 @@ StorageLoc=slurm_acct_db
         dbd.chmod(0o600)
 
     def _dbd_answers(self) -> bool:
-        result = subprocess.run([_which("sacctmgr") or "sacctmgr", "-n", "list", "cluster"],
-                                capture_output=True, env=self.env, timeout=30)  # fmt: skip
-        return result.returncode == 0
+        result = _answers([_which("sacctmgr") or "sacctmgr", "-n", "list", "cluster"], self.env)
+        return result is not None and result.returncode == 0
 
     def _register_cluster(self) -> None:
-        user = (
-            os.environ.get("USER")
-            or subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
-        )
-        user_args = ["add", "user", user, f"account={ACCOUNT}", f"defaultaccount={ACCOUNT}"]
+        user_args = ["add", "user", _user(), f"account={ACCOUNT}", f"defaultaccount={ACCOUNT}"]
         for args in (["add", "cluster", "vecomp"], ["add", "account", ACCOUNT], user_args):
-            result = subprocess.run([_which("sacctmgr") or "sacctmgr", "-i", *args],
-                                    capture_output=True, text=True, env=self.env)  # fmt: skip
-            if result.returncode != 0 and "already exists" not in result.stdout + result.stderr:
+            result = _answers([_which("sacctmgr") or "sacctmgr", "-i", *args], self.env)
+            output = "no answer within 30 s" if result is None else result.stdout + result.stderr
+            if result is None or (result.returncode != 0 and "already exists" not in output):
                 raise ClusterError(
-                    f"sacctmgr {' '.join(args)}: {result.stdout}{result.stderr}"
-                    f"{_tail(self._log('slurmdbd'))}"
+                    f"sacctmgr {' '.join(args)}: {output}{_tail(self._log('slurmdbd'))}"
                 )
 
     def _node_idle(self) -> bool:
-        result = subprocess.run([_which("sinfo") or "sinfo", "-h", "-N", "-o", "%T"],
-                                capture_output=True, text=True, env=self.env)  # fmt: skip
-        return result.returncode == 0 and result.stdout.strip().startswith("idle")
+        result = _answers([_which("sinfo") or "sinfo", "-h", "-N", "-o", "%T"], self.env)
+        return result is not None and result.returncode == 0 and result.stdout.strip() == "idle"
 
 
-def _memory_mb() -> int:
-    """The node's RealMemory: this machine's, but at least what the SLURM profile asks of a job.
+def _user() -> str:
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def _memory_mb(cpus: int) -> int:
+    """The node's RealMemory: this machine's, but at least what the SLURM profile can ask.
 
     Memory is not a consumable resource here (CR_Core), so the paper-scale requests of
-    profiles/slurm (up to 32 GB per job) are accepted on a smaller machine, as they are meant
-    to be on a real cluster, and no job waits for memory.
+    profiles/slurm (up to 32 GB per job, times the jobs a group runs side by side) are accepted
+    on a smaller machine, as they are meant to be on a real cluster, and no job waits for memory.
     """
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemTotal:"):
-            return max(int(line.split()[1]) // 1024, PROFILE_MEMORY_MB)
+            return max(int(line.split()[1]) // 1024, PROFILE_JOB_MEMORY_MB * cpus)
     raise ClusterError("cannot read MemTotal from /proc/meminfo")

@@ -71,7 +71,7 @@ def test_every_schema_key_has_a_description():
         (lambda c: c.update(task_train={"gqa": {"epoch": 2}}),
          "task_train.gqa: unknown key(s) ['epoch']"),
         (lambda c: c["tasks"].update(gqa={"train": {"epochs": 2}}),
-         "tasks.gqa: unknown key(s) ['train']"),
+         "tasks.gqa.train: a task's training settings live in task_train.gqa; move them there"),
         (lambda c: c["encoders"]["grid"].update(type="timm_gird"),
          "encoders.grid: unknown encoder type 'timm_gird'; valid types: attribute_probe, hf_patch"),
         (lambda c: c["encoders"]["grid"].update(depth=2),

@@ -166,7 +166,7 @@ def test_tiny_run_ends_with_the_analyses_figures_and_a_report(tiny_run, tmp_path
 @pytest.mark.slow
 def test_changing_one_task_training_setting_reruns_only_its_runs(tiny_run, tmp_path):
     config = yaml.safe_load(TINY.read_text())
-    config["task_train"] = {"gqa": {"epochs": 1}}
+    config.setdefault("task_train", {})["gqa"] = {"epochs": 1}
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(config))
     planned = planned_jobs(run(["snakemake", "-n", "--configfile", str(changed)], tiny_run).stdout)
@@ -256,7 +256,7 @@ def test_a_dvc_experiment_reruns_only_what_its_parameter_touches(tiny_run, tmp_p
     before = set(logs.glob("*.log"))
     setting = "config/config.yaml:+task_train.gqa.epochs=1"  # + adds a key the file lacks
     result = run(["dvc", "exp", "run", "-S", setting], work)
-    for stage in ("synthetic", "download", "encoders", "features", "text"):
+    for stage in ("synthetic", "download", "prepare", "encoders", "features", "text"):
         assert f"Stage '{stage}' didn't change, skipping" in result.stdout, stage
     # what Snakemake did inside the stages DVC ran, from its own logs (one per invocation)
     invocations = [p.read_text() for p in sorted(set(logs.glob("*.log")) - before)]

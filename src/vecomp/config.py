@@ -57,6 +57,12 @@ def _cross_checks(config: dict) -> list[str]:
     unknown = sorted(set(config.get("tasks", {})) - set(TASKS))
     if unknown:
         problems.append(f"tasks: unknown task(s) {unknown}; valid tasks: {', '.join(TASKS)}")
+    for task, settings in (config.get("tasks") or {}).items():
+        if isinstance(settings, dict) and "train" in settings:
+            problems.append(
+                f"tasks.{task}.train: a task's training settings live in task_train.{task}; "
+                "move them there"
+            )
     untrained = sorted(set(config.get("task_train") or {}) - set(config.get("tasks", {})))
     if untrained:
         problems.append(

@@ -4,9 +4,9 @@
   with its value and the run's parameter count and selected epoch. ``matched`` marks the
   parameter-count control's widened runs. ``kept`` is the encoder subset left at
   inference: dev rows keep every encoder of the run; test rows come from the run's masking table,
-  so the row whose ``kept`` equals ``encoders`` is the run's plain test score. Timings stay in
-  each run's metrics.json, so the table is byte-identical across reruns. Every analysis reads
-  this table (``vecomp.analysis.stats``).
+  so the row whose ``kept`` equals ``encoders`` is the run's plain test score. No artifact
+  holds a timing, so the table is byte-identical across reruns. Every analysis reads this
+  table (``vecomp.analysis.stats``).
 - ``summary.json`` (a DVC metric): per task and encoder subset (VE-dropout 0), the mean and
   standard deviation over seeds of each test metric.
 - ``curves/<task>.csv`` (a DVC plot): the training curve (epoch, loss, dev score) of each task's

@@ -9,10 +9,11 @@ exactly as an uninterrupted one. A NaN or infinite loss stops the run naming the
 and samples.
 
 Outputs (all written at the end, atomically): ``metrics.json`` (dev and test metrics of the
-selected model, history, timings), ``predictions.parquet`` (test), ``masked.csv`` (test metrics
-with every subset of the run's encoders masked: one tidy row per kept subset and metric) and
-``checkpoint.pt`` (the selected weights with their model config, training settings, seed, and
-code and library versions: everything needed to rebuild the model).
+selected model, per-epoch history; no timings, which go to the log), ``predictions.parquet``
+(test), ``masked.csv`` (test metrics with every subset of the run's encoders masked: one tidy
+row per kept subset and metric) and ``checkpoint.pt`` (the selected weights with their model
+config, training settings, seed, and code and library versions: everything needed to rebuild
+the model).
 """
 
 from __future__ import annotations
