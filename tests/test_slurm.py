@@ -22,20 +22,10 @@ from tests.workflow_helpers import ROOT, copy_project, run, tool_env
 
 PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 CORES = str(os.cpu_count() or 1)
-SWEEP_RULES = ("train_fusion", "train_matched")
-
-
-def demo_options() -> list[str]:
-    """What the README adds for the demo on a small node: no job asks for more cores than the
-    node has, and the hundred short training runs go out in groups of 16 (one Snakemake start
-    per group, not per run), beside the profile's own groups (command-line groups replace
-    the profile's, so they are repeated)."""
-    profile = yaml.safe_load(PROFILE.read_text())
-    groups = {**profile["groups"], **dict.fromkeys(SWEEP_RULES, "sweep")}
-    components = {**profile["group-components"], "sweep": 16}
-    return ["--max-threads", CORES, "--cores", CORES,
-            "--groups", *(f"{rule}={group}" for rule, group in groups.items()),
-            "--group-components", *(f"{group}={n}" for group, n in components.items())]  # fmt: skip
+# What the README adds for the demo on a small node: no job or group asks for more cores than
+# the node has, and the short jobs are polled for every 5 s.
+DEMO_OPTIONS = ["--max-threads", CORES, "--cores", CORES,
+                "--slurm-init-seconds-before-status-checks", "5"]  # fmt: skip
 
 
 def workflow_rules() -> dict[str, str]:
@@ -102,21 +92,22 @@ def test_the_embedded_default_runs_on_slurm_to_the_local_results(cluster, tmp_pa
     work = copy_project(tmp_path / "work")  # a fresh clone: config, code and dvc.lock
     env = tool_env()  # the venv first on PATH: the jobs inherit it (sbatch --export=ALL)
     env.update(SLURM_CONF=str(cluster.config), PATH=f"{env['PATH']}:/usr/sbin:/sbin")
-    command = ["snakemake", "--profile", "profiles/slurm", *demo_options()]
+    command = ["snakemake", "--profile", "profiles/slurm", *DEMO_OPTIONS]
     result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
 
     jobs = slurm_jobs(cluster)
     rules = {re.sub(r"_wildcards.*", "", job["comment"]) for job in jobs}
-    assert {"rule_extract_features", "rule_pretrain_encoder"} <= rules
+    assert {"rule_pretrain_encoder", "rule_extract_features", "rule_train_fusion"} <= rules
     assert "rule_download" not in rules  # local rules never leave the submit host
     assert {job["state"] for job in jobs} == {"COMPLETED"}
     assert {job["account"] for job in jobs} == {ACCOUNT}
     runs = list((work / "results" / "runs").glob("*/*/*/metrics.json"))
-    assert len(jobs) < len(runs)  # the runs went out in groups
+    assert len(jobs) > len(runs)  # every run its own job
     logs = work / "logs" / "slurm"  # every job's sbatch log is kept, grouped ones too
     assert len(list(logs.rglob("*.log"))) == len(jobs)
-    assert list(logs.glob("group_sweep*/*.log")) and list(logs.glob("group_prepare*/*.log"))
+    for group in ("prepare", "text", "report"):  # the profile's groups: one job each
+        assert len(list(logs.glob(f"group_{group}_*/*.log"))) == 1, group
 
     # the same bytes as the local run that dvc.lock records
     status = json.loads(run(["dvc", "status", "--json"], work).stdout)
