@@ -24,13 +24,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 PACKAGES = ("slurm-wlm", "slurmdbd", "munge", "mariadb-server")
 PROGRAMS = ("slurmctld", "slurmd", "slurmdbd", "sbatch", "sacct", "munged", "mariadbd")
 ACCOUNT = "vecomp"
 DB_PASSWORD = "vecomp-test"
-# The most memory profiles/slurm asks for one job (MB); a group job asks for the sum over the
-# jobs it runs side by side, at most one per core.
-PROFILE_JOB_MEMORY_MB = 32_000
+PROFILE = Path(__file__).resolve().parents[1] / "profiles" / "slurm" / "config.yaml"
+SBIN = "/usr/sbin:/sbin"  # where Debian puts the daemons and sacctmgr, often not on PATH
 # Job steps find the configuration where every node of a real cluster has it: the executor
 # plugin's job step drops SLURM_CONF from the environment of the srun it starts.
 SYSTEM_CONFIG = Path("/etc/slurm/slurm.conf")
@@ -58,14 +59,24 @@ def install_packages() -> None:
         _run(command, "installing the SLURM packages", env=env, timeout=1200)
 
 
+def with_sbin(path: str) -> str:
+    """A PATH that also finds the SLURM, munge and MariaDB daemons and admin tools."""
+    return f"{path}:{SBIN}"
+
+
 def _which(program: str) -> str | None:
-    return shutil.which(program, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+    return shutil.which(program, path=with_sbin(os.environ.get("PATH", "")))
+
+
+def _resolved(command: list[str]) -> list[str]:
+    """The command with its program looked up on PATH and the sbin folders."""
+    return [_which(command[0]) or command[0], *command[1:]]
 
 
 def _run(command: list[str], step: str, log: Path | None = None, **kwargs) -> str:
     kwargs.setdefault("timeout", 120)
     try:
-        result = subprocess.run(command, capture_output=True, text=True, **kwargs)
+        result = subprocess.run(_resolved(command), capture_output=True, text=True, **kwargs)
     except (OSError, subprocess.TimeoutExpired) as error:
         raise ClusterError(f"{step}: {' '.join(command)} failed: {error}") from error
     if result.returncode != 0:
@@ -91,7 +102,8 @@ def _free_port() -> int:
 def _answers(command: list[str], env: dict) -> subprocess.CompletedProcess | None:
     """Run a client command that may not be answered yet; None when it could not run."""
     try:
-        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=30)
+        return subprocess.run(_resolved(command), capture_output=True, text=True, env=env,
+                              timeout=30)  # fmt: skip
     except (OSError, subprocess.TimeoutExpired):
         return None
 
@@ -115,7 +127,7 @@ class LocalSlurmCluster:
     @property
     def env(self) -> dict[str, str]:
         """What a client (sbatch, sacct, Snakemake's executor plugin) needs to see the cluster."""
-        path = f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"
+        path = with_sbin(os.environ.get("PATH", ""))
         return {**os.environ, "SLURM_CONF": str(self.config), "PATH": path}
 
     def start(self) -> LocalSlurmCluster:
@@ -148,7 +160,7 @@ class LocalSlurmCluster:
         """Cancel what still runs, end every daemon (newest first) and remove the system link;
         safe to call twice."""
         if "slurmctld" in self.processes:  # a failed test may leave jobs behind
-            _answers([_which("scancel") or "scancel", "--full", "--user", _user()], self.env)
+            _answers(["scancel", "--full", "--user", _user()], self.env)
         for name in reversed(list(self.processes)):
             process = self.processes.pop(name)
             process.terminate()
@@ -198,10 +210,9 @@ class LocalSlurmCluster:
         raise ClusterError(f"{step}: not ready after {timeout:.0f} s{_tail(log)}")
 
     def _start(self, name: str, command: list[str]) -> None:
-        program = _which(command[0]) or command[0]
         try:
             with self._log(name).open("a") as log:  # the daemon keeps its own descriptor
-                process = subprocess.Popen([program, *command[1:]], stdout=log, stderr=log,
+                process = subprocess.Popen(_resolved(command), stdout=log, stderr=log,
                                            env=self.env, start_new_session=True)  # fmt: skip
         except OSError as error:
             raise ClusterError(f"starting {name}: {error}") from error
@@ -227,7 +238,7 @@ class LocalSlurmCluster:
     def _start_database(self) -> None:
         data = self.root / "db"
         if not (data / "mysql").exists():
-            _run([_which("mariadb-install-db") or "mariadb-install-db", "--no-defaults",
+            _run(["mariadb-install-db", "--no-defaults",
                   f"--datadir={data}", "--user=root", "--auth-root-authentication-method=socket",
                   "--skip-test-db"], "initialising MariaDB", timeout=300)  # fmt: skip
         self._start("mariadbd", ["mariadbd", "--no-defaults", f"--datadir={data}", "--user=root",
@@ -301,13 +312,13 @@ StorageLoc=slurm_acct_db
         dbd.chmod(0o600)
 
     def _dbd_answers(self) -> bool:
-        result = _answers([_which("sacctmgr") or "sacctmgr", "-n", "list", "cluster"], self.env)
+        result = _answers(["sacctmgr", "-n", "list", "cluster"], self.env)
         return result is not None and result.returncode == 0
 
     def _register_cluster(self) -> None:
         user_args = ["add", "user", _user(), f"account={ACCOUNT}", f"defaultaccount={ACCOUNT}"]
         for args in (["add", "cluster", "vecomp"], ["add", "account", ACCOUNT], user_args):
-            result = _answers([_which("sacctmgr") or "sacctmgr", "-i", *args], self.env)
+            result = _answers(["sacctmgr", "-i", *args], self.env)
             output = "no answer within 30 s" if result is None else result.stdout + result.stderr
             if result is None or (result.returncode != 0 and "already exists" not in output):
                 raise ClusterError(
@@ -315,7 +326,7 @@ StorageLoc=slurm_acct_db
                 )
 
     def _node_idle(self) -> bool:
-        result = _answers([_which("sinfo") or "sinfo", "-h", "-N", "-o", "%T"], self.env)
+        result = _answers(["sinfo", "-h", "-N", "-o", "%T"], self.env)
         return result is not None and result.returncode == 0 and result.stdout.strip() == "idle"
 
 
@@ -323,14 +334,22 @@ def _user() -> str:
     return pwd.getpwuid(os.geteuid()).pw_name
 
 
+def _largest_job_memory_mb() -> int:
+    """The most memory profiles/slurm asks for one job; a group asks for the sum over the jobs
+    it would run side by side, at most one per core."""
+    profile = yaml.safe_load(PROFILE.read_text())
+    requests = [profile["default-resources"], *profile["set-resources"].values()]
+    return max(r.get("mem_mb", 0) for r in requests)
+
+
 def _memory_mb(cpus: int) -> int:
     """The node's RealMemory: this machine's, but at least what the SLURM profile can ask.
 
     Memory is not a consumable resource here (CR_Core), so the paper-scale requests of
-    profiles/slurm (up to 32 GB per job, times the jobs a group runs side by side) are accepted
+    profiles/slurm (its largest per job, times the jobs a group runs side by side) are accepted
     on a smaller machine, as they are meant to be on a real cluster, and no job waits for memory.
     """
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemTotal:"):
-            return max(int(line.split()[1]) // 1024, PROFILE_JOB_MEMORY_MB * cpus)
+            return max(int(line.split()[1]) // 1024, _largest_job_memory_mb() * cpus)
     raise ClusterError("cannot read MemTotal from /proc/meminfo")

@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.slurm_cluster import ACCOUNT, ClusterError, LocalSlurmCluster
+from tests.slurm_cluster import ACCOUNT, PROFILE, ClusterError, LocalSlurmCluster, with_sbin
 from tests.workflow_helpers import ROOT, copy_project, run, tool_env
 
-PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 CORES = str(os.cpu_count() or 1)
 # What the README adds for the demo on a small node: no job or group asks for more cores than
 # the node has (--cores caps both on a cluster too), and the short jobs are polled every 5 s.
@@ -99,7 +98,7 @@ def output_hashes(lock: Path) -> dict[str, str]:
 def test_the_embedded_default_runs_on_slurm_to_the_local_results(cluster, tmp_path):
     work = copy_project(tmp_path / "work")  # a fresh clone: config, code and dvc.lock
     env = tool_env()  # the venv first on PATH: the jobs inherit it (sbatch --export=ALL)
-    env.update(SLURM_CONF=str(cluster.config), PATH=f"{env['PATH']}:/usr/sbin:/sbin")
+    env.update(SLURM_CONF=str(cluster.config), PATH=with_sbin(env["PATH"]))
     command = ["snakemake", "--profile", "profiles/slurm", *DEMO_OPTIONS]
     result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
