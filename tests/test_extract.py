@@ -101,6 +101,29 @@ def test_changed_spec_does_not_reuse_old_shards(pool, tmp_path):
     assert FeatureStore(tmp_path / "store").dim == 16
 
 
+def test_new_pixels_under_old_image_ids_do_not_reuse_old_shards(pool, tmp_path):
+    """What Snakemake does when a pool's images change: it deletes the store's declared outputs
+    (manifest, index, stats; not the shards) and reruns. The old shards hold features of the
+    old images under the same ids, and must not be resumed from."""
+    index, path = pool
+    run(path, tmp_path / "store")
+    for name in ("manifest.json", "index.parquet", "stats.safetensors"):
+        (tmp_path / "store" / name).unlink()
+    for i, image in enumerate(index.path):
+        Image.new("RGB", (40, 30), (255 - 20 * i, 20 * i, 200)).save(image)
+    index_pool("gqa", [Path(index.path[0]).parent]).to_parquet(path)
+    run(path, tmp_path / "store")
+    run(path, tmp_path / "fresh")
+    assert tree_digest(tmp_path / "store") == tree_digest(tmp_path / "fresh")
+
+
+def test_a_pool_index_without_checksums_asks_for_a_new_one(pool, tmp_path):
+    index, path = pool
+    index.drop(columns="sha256").to_parquet(path)
+    with pytest.raises(extract.VecompError, match="no sha256 column.*rerun `vecomp index-pool`"):
+        run(path, tmp_path / "store")
+
+
 def _corrupt(index: pd.DataFrame) -> None:
     """Truncate one image after the pool was indexed (the index still calls it readable)."""
     broken = Path(index.path[3])

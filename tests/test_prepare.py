@@ -6,6 +6,8 @@ expected vocabulary, target and count is worked out by hand in the comments.
 
 from __future__ import annotations
 
+import hashlib
+
 import io
 import json
 from pathlib import Path
@@ -402,8 +404,10 @@ def _pool_folder(root: Path) -> Path:
 def test_index_pool_checks_every_image(tmp_path) -> None:
     folder = _pool_folder(tmp_path / "images")
     table = index_pool("gqa", [folder])
-    assert table.columns.tolist() == ["image_id", "path", "width", "height", "error"]
+    assert table.columns.tolist() == ["image_id", "path", "width", "height", "sha256", "error"]
     rows = {r.image_id: r for r in table.itertuples()}
+    for row in rows.values():  # a truncated file still has bytes to checksum
+        assert row.sha256 == hashlib.sha256(Path(row.path).read_bytes()).hexdigest()
     assert sorted(rows) == ["UPPER", "cut", "good"]  # notes.txt is not an image
     assert (rows["good"].width, rows["good"].height) == (7, 5)
     assert pd.isna(rows["good"].error)

@@ -1,13 +1,17 @@
 """Image pools: an index of every image the pool's archives hold, checked for readability.
 
-The index maps the image id the annotations use to a path, with the decoded size, or the error
-that made the image unreadable. Prepare resolves every sample's images against it, so a missing or
-corrupt image is reported per task, with the samples it affects.
+The index maps the image id the annotations use to a path, with the decoded size and the
+sha256 of the file, or the error that made the image unreadable. Prepare resolves every sample's
+images against it, so a missing or corrupt image is reported per task, with the samples it
+affects. The checksums make the index change whenever an image does (new pixels under an old
+name too), which is what tells feature extraction that a store's shards are stale.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,24 +24,29 @@ from ..io import atomic_path
 from .registry import get_pool
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+COLUMNS = ["image_id", "path", "width", "height", "sha256", "error"]
 
 
 class DuplicateImageError(VecompError, ValueError):
     pass
 
 
-def _check(path: Path) -> tuple[int, int, str | None]:
-    """(width, height, None) for an image that fully decodes, else (0, 0, the error)."""
+def _check(path: Path) -> tuple[int, int, str | None, str | None]:
+    """(width, height, sha256, None) for an image that fully decodes, else (0, 0, sha256 or
+    None, the error). The file is read once, for both."""
+    digest = None
     try:
-        with Image.open(path) as image:
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        with Image.open(io.BytesIO(data)) as image:
             image.load()
-            return image.width, image.height, None
+            return image.width, image.height, digest, None
     except Exception as err:  # PIL raises many types for broken files
-        return 0, 0, f"{type(err).__name__}: {err}"
+        return 0, 0, digest, f"{type(err).__name__}: {err}"
 
 
 def index_pool(pool: str, folders: list[Path], threads: int = 1) -> pd.DataFrame:
-    """One row per image file under ``folders``: image_id, path, width, height, error.
+    """One row per image file under ``folders``: image_id, path, width, height, sha256, error.
 
     Decoding dominates on real pools (120k COCO images); PIL releases the GIL while decoding,
     so ``threads`` workers scale it.
@@ -51,10 +60,10 @@ def index_pool(pool: str, folders: list[Path], threads: int = 1) -> pd.DataFrame
                            unit="img", disable=None))  # fmt: skip
     rows = [
         {"image_id": to_id(path.name), "path": path.as_posix(), "width": width, "height": height,
-         "error": error}
-        for path, (width, height, error) in zip(files, checks, strict=True)
+         "sha256": digest, "error": error}
+        for path, (width, height, digest, error) in zip(files, checks, strict=True)
     ]  # fmt: skip
-    table = pd.DataFrame(rows, columns=["image_id", "path", "width", "height", "error"])
+    table = pd.DataFrame(rows, columns=COLUMNS)
     duplicated = table[table.image_id.duplicated(keep=False)]
     if len(duplicated):
         first = duplicated.head(6).to_string(index=False)

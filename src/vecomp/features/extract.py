@@ -10,6 +10,7 @@ them, or, with ``on_bad_images="skip"``, are recorded in the store's manifest an
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import shutil
@@ -122,7 +123,20 @@ def _write_batch(writer, ids, positions, encoded, bad, on_bad_images, pool) -> N
         writer.add(ids[position], tokens[mask], boxes[mask])
 
 
-def store_info(name: str, spec: dict, encoder: VisionEncoder, pool: str) -> dict:
+def images_digest(index: pd.DataFrame, pool: str) -> dict:
+    """How many images the pool index lists and one sha256 over their ids and file checksums."""
+    if "sha256" not in index:
+        raise VecompError(
+            f"the index of image pool {pool!r} has no sha256 column (an older vecomp made it): "
+            "rerun `vecomp index-pool` (Snakemake does so by itself)"
+        )
+    lines = "".join(f"{i}\t{d}\n" for i, d in sorted(zip(index.image_id, index.sha256.fillna(""))))
+    return {"count": len(index), "sha256": hashlib.sha256(lines.encode()).hexdigest()}
+
+
+def store_info(
+    name: str, spec: dict, encoder: VisionEncoder, pool: str, index: pd.DataFrame
+) -> dict:
     import timm
     import torchvision
     import transformers
@@ -134,6 +148,7 @@ def store_info(name: str, spec: dict, encoder: VisionEncoder, pool: str) -> dict
         "weights_hash": weights_hash(spec.get("weights", spec.get("model"))),
         "preprocessing": encoder.preprocessing,
         "pool": pool,
+        "images": images_digest(index, pool),
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,
@@ -150,10 +165,11 @@ FINGERPRINT = "extraction.json"
 def start_or_resume(folder: Path, info: dict) -> None:
     """Resume only a run of the same extraction; anything else starts from an empty folder.
 
-    The store's shards do not record which encoder made them, so the extraction's identity
-    (encoder spec, weights hash, preprocessing, pool) is kept beside them: a rerun after a
-    config or weights change must not reuse the old run's shards, and a complete store is
-    recomputed only when asked to run again.
+    The store's shards do not record which encoder made them from which images, so the
+    extraction's identity (encoder spec, weights hash, preprocessing, pool, and a digest of the
+    pool's image ids and file checksums) is kept beside them: a rerun after a config, weights or
+    image change must not reuse the old run's shards (new pixels under old image ids included),
+    and a complete store is recomputed only when asked to run again.
     """
     identity = {k: v for k, v in info.items() if k != "versions"}
     marker = folder / FINGERPRINT
@@ -181,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     encoder = create_encoder(spec)
     index = pd.read_parquet(args.pool_index)
-    info = store_info(args.encoder, spec, encoder, args.pool)
+    info = store_info(args.encoder, spec, encoder, args.pool, index)
     start_or_resume(args.out, info)
     with StoreWriter(args.out, encoder.dim, args.images_per_shard, info) as writer:
         extract_pool(encoder, index, writer, batch_size=args.batch_size, workers=args.workers,
