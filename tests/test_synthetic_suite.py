@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
 from vecomp.data.archive import extract
@@ -27,9 +29,14 @@ from vecomp.data.parsers import Parsed, get_parser
 from vecomp.data.pools import index_pool
 from vecomp.data.prepare import prepare
 from vecomp.data.registry import FILES, POOLS, TASKS
+from vecomp.data.synthetic import datasets
 from vecomp.data.synthetic import scenes as drawing
+from vecomp.data.synthetic.statements import PAIR_STATEMENTS
 from vecomp.data.synthetic.suite import SuiteSpec, generate
+from vecomp.errors import VecompError
 from vecomp.metrics.vqa import vqa_accuracy
+
+from .workflow_helpers import ROOT
 
 SMALL = SuiteSpec(
     seed=0,
@@ -40,6 +47,7 @@ SMALL = SuiteSpec(
         "gqa": {"train": 40, "val": 12, "testdev": 12},
     },
     nlvr2_sets={"train": 30, "dev": 8, "test1": 8},
+    nlvr2_sentences_per_set=2,
     questions_per_image={"vqav2": 4, "gqa": 4, "snli_ve": 4},
 )
 CLASSIFICATION_TASKS = ("vqav2", "gqa", "nlvr2", "snli_ve")
@@ -229,6 +237,8 @@ def solve_nlvr2(text: str, left: dict, right: dict) -> str:
     truth = _match([
         (f"The (left|right) image contains an? {C} {S}\\.",
          lambda d, c, s: bool(find(side[d], c, s))),
+        (f"The (left|right) image contains an? {C} object\\.",
+         lambda d, c: bool(find(side[d], color=c))),
         (f"Both images contain an? {S}\\.",
          lambda s: bool(find(left, shape=s)) and bool(find(right, shape=s))),
         (f"Exactly one image contains an? {C} object\\.",
@@ -363,7 +373,8 @@ def test_split_sizes(small) -> None:
     assert sizes["vqav2"]["dev"] + sizes["vqav2"]["test"] == 24 * 4
     assert sizes["gqa"] == {"train": 40 * 4, "dev": 12 * 4, "test": 12 * 4}
     assert sizes["snli_ve"] == {"train": 40 * 4, "dev": 12 * 4, "test": 12 * 4}
-    assert sizes["nlvr2"] == {"train": 30 * 2, "dev": 8 * 2, "test": 8 * 2}  # 2 pairs a set
+    # 2 pairs and 2 sentences a set
+    assert sizes["nlvr2"] == {"train": 30 * 2 * 2, "dev": 8 * 2 * 2, "test": 8 * 2 * 2}
     # five captions an image; Karpathy COCO: val2014 quarters are val, test, restval (x2)
     assert sizes["coco_retrieval"] == {"train": (40 + 12) * 5, "dev": 6 * 5, "test": 6 * 5}
     assert sizes["flickr30k_retrieval"] == {"train": 40 * 5, "dev": 12 * 5, "test": 12 * 5}
@@ -416,8 +427,48 @@ def test_nlvr2_every_group_has_a_true_and_a_false_pair(small) -> None:
     groups = defaultdict(list)
     for r in _records(small.parsed["nlvr2"]):
         groups[r["group_id"]].append(r["answer"])
-    assert len(groups) == 30 + 8 + 8
+    assert len(groups) == (30 + 8 + 8) * 2
     assert all(sorted(labels) == ["False", "True"] for labels in groups.values())
+
+
+def test_nlvr2_sentences_of_a_set_are_distinct_and_share_its_image_pairs(small) -> None:
+    texts = defaultdict(list)
+    for r in _records(small.parsed["nlvr2"]):
+        texts[(r["image_id"], r["image_id_2"])].append(r["text"])
+    assert {len(set(t)) for t in texts.values()} == {2}  # nlvr2_sentences_per_set, distinct
+
+
+def _nlvr2_rows(sets: int, sentences: int, families: tuple[str, ...]) -> list[dict]:
+    scene_rng = random.Random(0)
+    files, _ = datasets.nlvr2({"train": sets}, 2, lambda: drawing.sample_scene(scene_rng, "", (2, 5)),
+                              random.Random(1), sentences, families)  # fmt: skip
+    return [json.loads(line) for line in files["train.json"].decode().splitlines()]
+
+
+def test_nlvr2_statements_come_from_the_configured_families() -> None:
+    rows = _nlvr2_rows(5, 3, ("side_colour",))
+    assert len(rows) == 5 * 2 * 3
+    pattern = f"The (left|right) image contains an? {C} object\\."
+    assert all(re.fullmatch(pattern, r["sentence"]) for r in rows)
+
+
+def test_an_impossible_nlvr2_request_names_the_setting_to_change() -> None:
+    # side_colour has 12 distinct statements (6 colours x 2 sides), and half of them at most
+    # can split a set's pairs in half
+    with pytest.raises(VecompError, match="lower data.synthetic.nlvr2_sentences_per_set"):
+        _nlvr2_rows(1, 13, ("side_colour",))
+
+
+def test_unknown_nlvr2_statement_families_are_refused() -> None:
+    with pytest.raises(VecompError, match="nlvr2_statements \\['nope'\\]: list one or more of side_"):
+        SuiteSpec.from_dict({"nlvr2_statements": ["side_colour", "nope"]})
+
+
+def test_the_schema_offers_exactly_the_nlvr2_statement_families() -> None:
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    synthetic = schema["properties"]["data"]["properties"]["synthetic"]["properties"]
+    family = synthetic["nlvr2_statements"]
+    assert family["items"]["enum"] == list(PAIR_STATEMENTS) == family["default"]
 
 
 def test_snli_ve_uses_all_three_labels_and_neutral_needs_an_occluder(small) -> None:
@@ -469,7 +520,7 @@ def test_solver_on_a_hand_made_scene() -> None:
 
 # templates each task's items must all come from: every solver pattern is exercised (captions:
 # the empty-background and occluder captions are rare or Flickr-only, so 4 of 6 at least)
-TEMPLATES = {"vqav2": 7, "gqa": 7, "nlvr2": 6, "snli_ve": 5, "coco_retrieval": 4,
+TEMPLATES = {"vqav2": 7, "gqa": 7, "nlvr2": 7, "snli_ve": 5, "coco_retrieval": 4,
              "flickr30k_retrieval": 5}  # fmt: skip
 
 

@@ -1,7 +1,9 @@
 """Statements about image pairs (NLVR2 style) and hypotheses about one image (SNLI-VE style).
 
 NLVR2: a statement is drawn first, then image pairs are drawn until the statement is true for
-half of them and false for the other half, so every statement text is balanced by construction.
+half of them and false for the other half; further statements about the same pairs are drawn
+until each is also true for exactly half of them. So every statement text is balanced by
+construction. ``PAIR_STATEMENTS`` names the families a config can choose from.
 SNLI-VE: "neutral" means the image cannot tell, which here means the occluder may hide what the
 hypothesis is about; entailment and contradiction are decided by the visible objects.
 """
@@ -32,27 +34,78 @@ def _has(scene: Scene, color=None, shape=None) -> bool:
     return bool(scene.find(color, shape))
 
 
-def draw_pair_statement(rng: random.Random) -> PairStatement:
-    """One statement from a random template with random attributes."""
-    c, s = rng.choice(tuple(COLORS)), rng.choice(SHAPES)
-    n = rng.randint(1, 4)
+def _colour(rng: random.Random) -> str:
+    return rng.choice(tuple(COLORS))
+
+
+def _side(rng: random.Random) -> tuple[str, int]:
+    """A side of the pair and the index of its image."""
     side = rng.choice(("left", "right"))
-    pick = 0 if side == "left" else 1
-    templates = [
-        PairStatement(f"The {side} image contains {article(c)} {c} {s}.",
-                      lambda *p: _has(p[pick], c, s)),
-        PairStatement(f"Both images contain {article(s)} {s}.",
-                      lambda a, b: _has(a, shape=s) and _has(b, shape=s)),
-        PairStatement(f"Exactly one image contains {article(c)} {c} object.",
-                      lambda a, b: _has(a, c) != _has(b, c)),
-        PairStatement(f"There are {NUMBER_WORDS[n]} {c} objects in total.",
-                      lambda a, b: len(a.find(c)) + len(b.find(c)) == n),
-        PairStatement(f"The left image has more {plural(s)} than the right image.",
-                      lambda a, b: len(a.find(shape=s)) > len(b.find(shape=s))),
-        PairStatement(f"The {side} image contains exactly {NUMBER_WORDS[n]} objects.",
-                      lambda *p: len(p[pick].visible) == n),
-    ]  # fmt: skip
-    return rng.choice(templates)
+    return side, 0 if side == "left" else 1
+
+
+def side_object(rng: random.Random) -> PairStatement:
+    c, s = _colour(rng), rng.choice(SHAPES)
+    side, k = _side(rng)
+    return PairStatement(f"The {side} image contains {article(c)} {c} {s}.",
+                         lambda *p: _has(p[k], c, s))  # fmt: skip
+
+
+def side_colour(rng: random.Random) -> PairStatement:
+    c = _colour(rng)
+    side, k = _side(rng)
+    return PairStatement(f"The {side} image contains {article(c)} {c} object.",
+                         lambda *p: _has(p[k], c))  # fmt: skip
+
+
+def both_shape(rng: random.Random) -> PairStatement:
+    s = rng.choice(SHAPES)
+    return PairStatement(f"Both images contain {article(s)} {s}.",
+                         lambda a, b: _has(a, shape=s) and _has(b, shape=s))  # fmt: skip
+
+
+def one_colour(rng: random.Random) -> PairStatement:
+    c = _colour(rng)
+    return PairStatement(f"Exactly one image contains {article(c)} {c} object.",
+                         lambda a, b: _has(a, c) != _has(b, c))  # fmt: skip
+
+
+def total_colour(rng: random.Random) -> PairStatement:
+    c, n = _colour(rng), rng.randint(1, 4)
+    return PairStatement(f"There are {NUMBER_WORDS[n]} {c} objects in total.",
+                         lambda a, b: len(a.find(c)) + len(b.find(c)) == n)  # fmt: skip
+
+
+def more_shape(rng: random.Random) -> PairStatement:
+    s = rng.choice(SHAPES)
+    return PairStatement(f"The left image has more {plural(s)} than the right image.",
+                         lambda a, b: len(a.find(shape=s)) > len(b.find(shape=s)))  # fmt: skip
+
+
+def side_count(rng: random.Random) -> PairStatement:
+    n = rng.randint(1, 4)
+    side, k = _side(rng)
+    return PairStatement(f"The {side} image contains exactly {NUMBER_WORDS[n]} objects.",
+                         lambda *p: len(p[k].visible) == n)  # fmt: skip
+
+
+# Statement families, by the name a config lists them under (data.synthetic.nlvr2_statements).
+PAIR_STATEMENTS: dict[str, Callable[[random.Random], PairStatement]] = {
+    "side_object": side_object,
+    "side_colour": side_colour,
+    "both_shape": both_shape,
+    "one_colour": one_colour,
+    "total_colour": total_colour,
+    "more_shape": more_shape,
+    "side_count": side_count,
+}
+
+
+def draw_pair_statement(
+    rng: random.Random, families: tuple[str, ...] = tuple(PAIR_STATEMENTS)
+) -> PairStatement:
+    """One statement from a random family of ``families``, with random attributes."""
+    return PAIR_STATEMENTS[rng.choice(families)](rng)
 
 
 # ------------------------------------------------------------ SNLI-VE: hypotheses on one image

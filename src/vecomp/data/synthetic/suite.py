@@ -19,11 +19,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...errors import VecompError
 from ..download import sha256_of
 from . import datasets
 from .packing import archive_writer, json_bytes
 from .probes import probe_templates
 from .scenes import Scene, render, sample_scene
+from .statements import PAIR_STATEMENTS
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class SuiteSpec:
     )
     nlvr2_sets: dict = field(default_factory=lambda: {"train": 400, "dev": 60, "test1": 60})
     nlvr2_pairs_per_set: int = 2
+    nlvr2_sentences_per_set: int = 1
+    nlvr2_statements: tuple[str, ...] = tuple(PAIR_STATEMENTS)  # families (statements.py)
     questions_per_image: dict = field(default_factory=lambda: {"vqav2": 6, "gqa": 6, "snli_ve": 6})
     probes: dict = field(default_factory=dict)  # task -> probe kinds replacing its templates
 
@@ -61,6 +65,14 @@ class SuiteSpec:
                               for pool, sizes in spec["images"].items()}  # fmt: skip
         if "nlvr2_sets" in spec:
             spec["nlvr2_sets"] = in_split_order("nlvr2", spec["nlvr2_sets"])
+        if "nlvr2_statements" in spec:
+            spec["nlvr2_statements"] = tuple(spec["nlvr2_statements"])
+            unknown = sorted(set(spec["nlvr2_statements"]) - set(PAIR_STATEMENTS))
+            if unknown or not spec["nlvr2_statements"]:
+                raise VecompError(
+                    f"data.synthetic.nlvr2_statements {unknown or '[]'}: list one or more of "
+                    f"{', '.join(PAIR_STATEMENTS)}"
+                )
         return cls(**spec)
 
 
@@ -191,8 +203,9 @@ class SuiteBuilder:
             return sample_scene(scene_rng, "", spec.objects_per_image)
 
         files, images = datasets.nlvr2(
-            spec.nlvr2_sets, spec.nlvr2_pairs_per_set, draw, self.rng("nlvr2")
-        )
+            spec.nlvr2_sets, spec.nlvr2_pairs_per_set, draw, self.rng("nlvr2"),
+            spec.nlvr2_sentences_per_set, spec.nlvr2_statements,
+        )  # fmt: skip
         for name, data in files.items():
             self.write(f"nlvr2/{name}", {name: data})
         for split, scenes in images.items():
