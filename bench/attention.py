@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from functools import partial
 
 import torch
 from torch import nn
@@ -85,7 +86,7 @@ def main() -> None:
     for _ in range(args.repeats):
         for mode, run in modes.items():
             for name, module in modules.items():
-                times[mode, name].append(milliseconds(lambda: run(module), args.calls))
+                times[mode, name].append(milliseconds(partial(run, module), args.calls))
     print(f"batch {args.batch}, {args.tokens} tokens, width {args.width}, {args.heads} heads, "
           f"{args.threads} thread(s); ms per call, median of {args.repeats}")  # fmt: skip
     print(f"{'mode':<22} {'nn.MultiheadAttention':>22} {'SelfAttention':>14} {'speed-up':>9}")

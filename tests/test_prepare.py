@@ -7,7 +7,6 @@ expected vocabulary, target and count is worked out by hand in the comments.
 from __future__ import annotations
 
 import hashlib
-
 import io
 import json
 from pathlib import Path

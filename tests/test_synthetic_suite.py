@@ -440,8 +440,11 @@ def test_nlvr2_sentences_of_a_set_are_distinct_and_share_its_image_pairs(small) 
 
 def _nlvr2_rows(sets: int, sentences: int, families: tuple[str, ...]) -> list[dict]:
     scene_rng = random.Random(0)
-    files, _ = datasets.nlvr2({"train": sets}, 2, lambda: drawing.sample_scene(scene_rng, "", (2, 5)),
-                              random.Random(1), sentences, families)  # fmt: skip
+
+    def draw():
+        return drawing.sample_scene(scene_rng, "", (2, 5))
+
+    files, _ = datasets.nlvr2({"train": sets}, 2, draw, random.Random(1), sentences, families)
     return [json.loads(line) for line in files["train.json"].decode().splitlines()]
 
 
@@ -460,7 +463,8 @@ def test_an_impossible_nlvr2_request_names_the_setting_to_change() -> None:
 
 
 def test_unknown_nlvr2_statement_families_are_refused() -> None:
-    with pytest.raises(VecompError, match="nlvr2_statements \\['nope'\\]: list one or more of side_"):
+    refused = "nlvr2_statements \\['nope'\\]: list one or more of side_"
+    with pytest.raises(VecompError, match=refused):
         SuiteSpec.from_dict({"nlvr2_statements": ["side_colour", "nope"]})
 
 

@@ -130,7 +130,9 @@ def images_digest(index: pd.DataFrame, pool: str) -> dict:
             f"the index of image pool {pool!r} has no sha256 column (an older vecomp made it): "
             "rerun `vecomp index-pool` (Snakemake does so by itself)"
         )
-    lines = "".join(f"{i}\t{d}\n" for i, d in sorted(zip(index.image_id, index.sha256.fillna(""))))
+    lines = "".join(
+        f"{i}\t{d}\n" for i, d in sorted(zip(index.image_id, index.sha256.fillna(""), strict=True))
+    )
     return {"count": len(index), "sha256": hashlib.sha256(lines.encode()).hexdigest()}
 
 
