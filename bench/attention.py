@@ -10,7 +10,11 @@ interleaved:
 - eval: forward without gradients, dropout off (dev/test evaluation), with and without the
   attention map (the analysis asks for it).
 
+Without a map `SelfAttention` runs torch's fused `scaled_dot_product_attention`; with one, its
+written-out softmax.
+
     python bench/attention.py [--batch 32] [--tokens 40] [--width 64] [--heads 4] [--threads 1]
+    python bench/attention.py --device cuda --batch 64 --tokens 303 --width 768 --heads 12
 
 Prints milliseconds per call (median of --repeats rounds) and the speed-up of `SelfAttention`.
 """
@@ -39,11 +43,19 @@ class TorchAttention(nn.Module):
         return self.attention(x, x, x, key_padding_mask=padding, need_weights=attention)
 
 
-def milliseconds(call, calls: int) -> float:
+def wait_for(device: torch.device) -> None:
+    """Let a GPU finish its queued kernels, so the clock measures them."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def milliseconds(call, calls: int, device: torch.device) -> float:
     call()  # warm-up
+    wait_for(device)
     started = time.perf_counter()
     for _ in range(calls):
         call()
+    wait_for(device)
     return (time.perf_counter() - started) / calls * 1000
 
 
@@ -56,16 +68,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--calls", type=int, default=100, help="calls per timing")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (fp32 on both)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    x = torch.randn(args.batch, args.tokens, args.width)
-    padding = torch.zeros(args.batch, args.tokens, dtype=torch.bool)
+    device = torch.device(args.device)
+    x = torch.randn(args.batch, args.tokens, args.width, device=device)
+    padding = torch.zeros(args.batch, args.tokens, dtype=torch.bool, device=device)
     padding[:, args.tokens // 3 : args.tokens // 2] = True  # text padding, as in a batch
     modules = {
         "nn.MultiheadAttention": TorchAttention(args.width, args.heads, 0.1),
         "SelfAttention": SelfAttention(args.width, args.heads, 0.1),
     }
+    modules = {name: module.to(device) for name, module in modules.items()}
 
     def train(module):
         module.train()
@@ -86,9 +101,9 @@ def main() -> None:
     for _ in range(args.repeats):
         for mode, run in modes.items():
             for name, module in modules.items():
-                times[mode, name].append(milliseconds(partial(run, module), args.calls))
+                times[mode, name].append(milliseconds(partial(run, module), args.calls, device))
     print(f"batch {args.batch}, {args.tokens} tokens, width {args.width}, {args.heads} heads, "
-          f"{args.threads} thread(s); ms per call, median of {args.repeats}")  # fmt: skip
+          f"{args.device}, {args.threads} thread(s); ms per call, median of {args.repeats}")  # fmt: skip
     print(f"{'mode':<22} {'nn.MultiheadAttention':>22} {'SelfAttention':>14} {'speed-up':>9}")
     for mode in modes:
         torch_ms = statistics.median(times[mode, "nn.MultiheadAttention"])

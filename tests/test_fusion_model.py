@@ -53,6 +53,17 @@ def test_every_subset_gives_pooled_output_and_attention_maps(encoders):
     assert torch.allclose(out["attention"][1].sum(-1), torch.ones(3, length), atol=1e-5)
 
 
+def test_the_fused_and_the_written_out_attention_give_the_same_output():
+    """Training and evaluation run the fused kernel, the analysis the written-out softmax that
+    returns the map: both must compute the same model."""
+    encoders = ("grid", "region")
+    model = FusionModel(_config(encoders)).eval()
+    batch = _batch(encoders)
+    fused = model(batch["text"], batch["visual"])["pooled"]
+    written_out = model(batch["text"], batch["visual"], attention=True)["pooled"]
+    assert torch.allclose(fused, written_out, atol=1e-5)
+
+
 @pytest.mark.parametrize("encoders", [e for e in encoder_subsets(DIMS) if len(e) > 1])
 def test_a_masked_encoder_cannot_influence_the_output(encoders):
     model = FusionModel(_config(encoders)).eval()

@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 BOX_FEATURES = 5  # x0, y0, x1, y1, area
@@ -82,9 +83,13 @@ class TokenEmbedding(nn.Module):
 
 class SelfAttention(nn.Module):
     """Multi-head self-attention over the joint sequence, written out rather than
-    ``nn.MultiheadAttention``: on a CPU core, at the demo's sizes, it trains 1.15x and
-    evaluates 1.3x faster (``bench/attention.py``), and its head-averaged map is the softmax
-    before dropout."""
+    ``nn.MultiheadAttention`` so that its head-averaged map is the softmax before dropout.
+
+    Without a map (training, evaluation) it runs torch's fused ``scaled_dot_product_attention``:
+    on a GPU it never materialises the ``[B, H, L, L]`` scores, and on a CPU core, at the demo's
+    sizes, it is as fast as the written-out softmax (``bench/attention.py``). With a map (the
+    analysis) the written-out path computes the same output and returns the map.
+    """
 
     def __init__(self, width: int, heads: int, dropout: float) -> None:
         super().__init__()
@@ -97,10 +102,16 @@ class SelfAttention(nn.Module):
         batch, length, width = x.shape
         head_width = width // self.heads
         q, k, v = self.qkv(x).view(batch, length, 3, self.heads, head_width).permute(2, 0, 3, 1, 4)
-        scores = (q @ k.transpose(-1, -2)) * head_width**-0.5
-        weights = scores.masked_fill(padding[:, None, None, :], float("-inf")).softmax(-1)
-        mixed = (self.dropout(weights) @ v).transpose(1, 2).reshape(batch, length, width)
-        return self.out(mixed), (weights.mean(1) if attention else None)
+        if attention:
+            scores = (q @ k.transpose(-1, -2)) * head_width**-0.5
+            weights = scores.masked_fill(padding[:, None, None, :], float("-inf")).softmax(-1)
+            mixed, mean_map = self.dropout(weights) @ v, weights.mean(1)
+        else:
+            visible = ~padding[:, None, None, :]
+            dropout = self.dropout.p if self.training else 0.0
+            mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=visible, dropout_p=dropout)
+            mean_map = None
+        return self.out(mixed.transpose(1, 2).reshape(batch, length, width)), mean_map
 
 
 class FusionLayer(nn.Module):
