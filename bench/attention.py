@@ -102,8 +102,8 @@ def main() -> None:
         for mode, run in modes.items():
             for name, module in modules.items():
                 times[mode, name].append(milliseconds(partial(run, module), args.calls, device))
-    print(f"batch {args.batch}, {args.tokens} tokens, width {args.width}, {args.heads} heads, "
-          f"{args.device}, {args.threads} thread(s); ms per call, median of {args.repeats}")  # fmt: skip
+    shape = f"batch {args.batch}, {args.tokens} tokens, width {args.width}, {args.heads} heads"
+    print(f"{shape}, {args.device}, {args.threads} thread(s); ms per call, median of", args.repeats)
     print(f"{'mode':<22} {'nn.MultiheadAttention':>22} {'SelfAttention':>14} {'speed-up':>9}")
     for mode in modes:
         torch_ms = statistics.median(times[mode, "nn.MultiheadAttention"])
