@@ -15,6 +15,7 @@ import itertools
 import re
 from collections import Counter
 from collections.abc import Sequence
+from functools import lru_cache
 
 _CANONICAL_CONTRACTIONS = """
 ain't aren't can't could've couldn't couldn't've didn't doesn't don't hadn't hadn't've hasn't
@@ -71,8 +72,10 @@ def _process_digits_articles(text: str) -> str:
     return " ".join(words)
 
 
+@lru_cache(maxsize=1 << 16)
 def normalize_answer(answer: str) -> str:
-    """The official VQA normalisation of one answer string."""
+    """The official VQA normalisation of one answer string (cached: evaluation normalises the
+    same human answers after every epoch)."""
     text = answer.replace("\n", " ").replace("\t", " ").strip()
     return _process_digits_articles(_process_punctuation(text))
 
