@@ -48,6 +48,16 @@ def _train(toys, tmp_path, task="gqa", encoders=ENCODERS, seed=0, ve_dropout=0.0
     return train_run(run, _data(toys[task], task, encoders), MODEL, config, tmp_path)
 
 
+def test_vqa_batches_carry_each_rows_soft_scores_and_nothing_else(toys):
+    data = _data(toys["vqav2"], task="vqav2")
+    rows = data.split("train").head(3).copy()
+    rows["target_ids"] = [[1, 0], [], [0]]  # a question whose answers are all out of vocabulary
+    rows["target_scores"] = [[1.0, 0.3], [], [0.6]]
+    targets = data.collate(rows)["targets"]
+    assert targets.dtype == torch.float32
+    assert torch.equal(targets, torch.tensor([[0.3, 1.0], [0.0, 0.0], [0.6, 0.0]]))
+
+
 def test_a_tiny_run_learns_the_separable_toy(toys, tmp_path):
     metrics = _train(toys, tmp_path)
     losses = [h["loss"] for h in metrics["history"]]

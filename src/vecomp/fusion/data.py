@@ -242,11 +242,15 @@ class TaskData:
 
 
 def _soft_targets(data: TaskData, rows: pd.DataFrame) -> torch.Tensor:
+    """``[rows, labels]`` soft scores, written in one indexed assignment (a loop over the rows
+    cost VQAv2 training 3% of its epoch on a CPU: ``bench/train_throughput.py``)."""
+    ids = [np.asarray(i, dtype=np.int64) for i in rows["target_ids"]]
+    scores = [np.asarray(s, dtype=np.float32) for s in rows["target_scores"]]
+    row = np.repeat(np.arange(len(ids)), [len(i) for i in ids])
     targets = torch.zeros(len(rows), len(data.labels))
-    for i, (ids, scores) in enumerate(zip(rows["target_ids"], rows["target_scores"], strict=True)):
-        targets[i, torch.tensor(np.asarray(ids), dtype=torch.long)] = torch.tensor(
-            np.asarray(scores), dtype=torch.float32
-        )
+    targets[torch.from_numpy(row), torch.from_numpy(np.concatenate(ids))] = torch.from_numpy(
+        np.concatenate(scores)
+    )
     return targets
 
 
