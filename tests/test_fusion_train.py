@@ -16,6 +16,7 @@ from vecomp.devices import pick_device
 from vecomp.errors import VecompError
 from vecomp.fusion import train as train_module
 from vecomp.fusion.data import TaskData
+from vecomp.fusion.evaluate import evaluate
 from vecomp.fusion.train import (
     RESUME,
     Run,
@@ -119,6 +120,27 @@ def test_retrieval_shortlist_reranks_only_the_top_k(toys, monkeypatch):
         assert 0 < sum(scored) <= min((n_images + n_texts) * k, n_images * n_texts - 1)
         assert set(shortlisted) == set(full)
     assert sum(scored) > (n_images + n_texts) * 2  # k = 15 scores more than k = 2 did
+
+
+def test_retrieval_scores_each_pair_padded_only_to_its_batchs_longest_caption(toys, monkeypatch):
+    data = _data(toys["coco_retrieval"], "coco_retrieval", ("sees_a", "sees_b"))
+    trainer = Trainer(Run("coco_retrieval", ("sees_a", "sees_b"), 0, 0.0), data, MODEL, FAST)
+    trainer.fit()
+    model, lengths = trainer.model, []
+    forward = model.forward
+
+    def recording(batch, keep=None):
+        lengths.append(batch["text"]["mask"].sum(1))
+        assert batch["text"]["tokens"].shape[1] == int(lengths[-1].max())  # no padding-only column
+        return forward(batch, keep)
+
+    alone, _ = evaluate(model, data, "test", batch_size=1)  # every pair at its own length
+    monkeypatch.setattr(model, "forward", recording)
+    batched, predictions = evaluate(model, data, "test", batch_size=64)
+    assert batched == pytest.approx(alone)
+    assert torch.equal(torch.cat(lengths), torch.cat(lengths).sort().values)  # short ones first
+    assert len(set(torch.cat(lengths).tolist())) == 2  # the toy's captions have two lengths
+    assert len(predictions) == len(data.split("test"))
 
 
 def test_same_seed_same_metrics_other_seed_other_model(toys, tmp_path):
