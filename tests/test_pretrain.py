@@ -78,6 +78,24 @@ def test_same_seed_gives_identical_checkpoint_bytes(trained, objective, tmp_path
         assert (again / name).read_bytes() == (trained[objective] / name).read_bytes(), name
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_training_runs_with_the_specs_threads_and_gives_the_callers_back(
+    tmp_path, monkeypatch, threads
+):
+    seen, train = [], grid.train
+
+    def recording(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(grid, "train", recording)
+    before = torch.get_num_threads()
+    metrics = pretrain("grid", {**SMALL, "threads": threads}, tmp_path / "grid")
+    assert seen == [threads] and metrics["spec"]["threads"] == threads
+    assert torch.get_num_threads() == before
+    assert resolve_spec("grid", grid.DEFAULTS, {})["threads"] == 2  # fixed, not the machine's
+
+
 def test_a_failed_run_leaves_no_output_and_keeps_an_old_one(tmp_path, monkeypatch):
     def crash(spec, folder):
         (folder / "model.safetensors").write_bytes(b"half")
@@ -167,6 +185,8 @@ def test_spec_errors_are_user_errors():
         resolve_spec("grid", grid.DEFAULTS, {"epoch": 3})
     with pytest.raises(PretrainSpecError, match="positive integer"):
         resolve_spec("grid", grid.DEFAULTS, {"epochs": 0})
+    with pytest.raises(PretrainSpecError, match="threads must be a positive integer"):
+        resolve_spec("patch", patch.DEFAULTS, {"threads": 0})
     with pytest.raises(PretrainSpecError, match="roi_batch_size must be a positive integer"):
         resolve_spec("region", region.DEFAULTS, {"roi_batch_size": 1.5})
     with pytest.raises(PretrainSpecError, match="n_objects"):

@@ -232,6 +232,13 @@ def pretrain_spec(name):
     return {k: v for k, v in ENCODERS[name]["pretrain"].items() if k != "objective"}
 
 
+def pretrain_threads(wildcards):
+    """The CPU threads a pretraining job asks for: those its spec trains with."""
+    from vecomp.encoders.pretrain.data import SHARED_DEFAULTS  # imports timm: only when asked
+
+    return pretrain_spec(wildcards.encoder).get("threads", SHARED_DEFAULTS["threads"])
+
+
 def encoder_weights(wildcards):
     """A pretrained encoder's checkpoint, so pretraining runs before extraction."""
     name = wildcards.encoder

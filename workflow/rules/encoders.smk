@@ -9,7 +9,7 @@ rule pretrain_encoder:
         "logs/encoders/{encoder}.log",
     conda:
         "../../envs/vecomp.yaml"
-    threads: 2
+    threads: pretrain_threads
     params:
         code=code_hash("pretrain"),
         objective=lambda w: ENCODERS[w.encoder]["pretrain"]["objective"],

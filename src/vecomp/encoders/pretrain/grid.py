@@ -9,7 +9,8 @@ seed stream.
 
 Spec keys (defaults): ``model`` ("resnet10t", any timm CNN with ``features_only``), ``seed`` (0),
 ``image_size`` (64), ``n_train`` (2000), ``n_heldout`` (512), ``epochs`` (4), ``batch_size``
-(64), ``lr`` (0.002), ``weight_decay`` (0.05), ``n_objects`` ([1, 5]), ``occluder_prob`` (0.0).
+(64), ``lr`` (0.002), ``weight_decay`` (0.05), ``n_objects`` ([1, 5]), ``occluder_prob`` (0.0),
+``threads`` (2, part of the recipe: :mod:`.data`).
 
 Saved with ``timm.models.save_for_hf`` (config.json + model.safetensors, classifier included),
 loadable as ``{"type": "timm_grid", "model": <model>, "weights": <folder>}``. Held-out metrics:
@@ -113,7 +114,7 @@ def pretrain(spec: dict | None, folder: Path) -> dict:
     train_set, heldout = scene_set(spec, "grid", "train"), scene_set(spec, "grid", "heldout")
     images, targets = normalize(train_set.images), attribute_targets(train_set.scenes)
     heldout_images, heldout_targets = normalize(heldout.images), attribute_targets(heldout.scenes)
-    with seeded(spec["seed"]):
+    with seeded(spec["seed"], spec["threads"]):
         model = build_model(spec)
         at_init = evaluate(predict(model, heldout_images), heldout_targets)
         losses = train(model, lambda i: batch_loss(model, images[i], targets[i]), len(images),

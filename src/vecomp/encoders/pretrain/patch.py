@@ -13,7 +13,8 @@ Spec keys (defaults): ``model`` ("vit_tiny_patch16_224"), ``patch_size`` (8), ``
 token; "token": the CLS token), ``proj_dim`` (64, the shared embedding), ``text_width`` (256),
 ``temperature`` (0.07, initial), ``captions_per_image`` (5), ``seed`` (0), ``image_size`` (64),
 ``n_train`` (2000), ``n_heldout`` (256), ``epochs`` (8), ``batch_size`` (64), ``lr`` (0.001),
-``weight_decay`` (0.05), ``n_objects`` ([1, 5]), ``occluder_prob`` (0.3).
+``weight_decay`` (0.05), ``n_objects`` ([1, 5]), ``occluder_prob`` (0.3), ``threads`` (2, part of
+the recipe: :mod:`.data`).
 
 Only the ViT is saved (``save_for_hf`` with its size arguments as ``model_args``), loadable as
 ``{"type": "timm_patch", "model": <model>, "weights": <folder>}``; the encoder hands over all its
@@ -174,7 +175,7 @@ def pretrain(spec: dict | None, folder: Path) -> dict:
     train_bags = torch.stack([bags(cs, vocabulary) for cs in train_captions])  # [N, C, V]
     heldout_captions = caption_sets(heldout.scenes, spec, "heldout", spec["captions_per_image"])
     images, heldout_images = normalize(train_set.images), normalize(heldout.images)
-    with seeded(spec["seed"]):
+    with seeded(spec["seed"], spec["threads"]):
         model = ImageTextModel(build_vit(spec), len(vocabulary), spec)
         at_init = retrieval(model, heldout_images, heldout_captions, vocabulary)
         pick = torch.Generator().manual_seed(spec["seed"] + 1)

@@ -14,7 +14,8 @@ positive at most; torchvision's default of 512 drowns the few objects of a 64 px
 background RoIs and the colour x shape classes then barely train), ``top_k`` (10, detections
 scored by the held-out metric), ``seed`` (0), ``image_size`` (64), ``n_train`` (1500),
 ``n_heldout`` (256), ``epochs`` (8), ``batch_size`` (32), ``lr`` (0.003), ``weight_decay``
-(0.0001), ``n_objects`` ([1, 6]), ``occluder_prob`` (0.0).
+(0.0001), ``n_objects`` ([1, 6]), ``occluder_prob`` (0.0), ``threads`` (2, part of
+the recipe: :mod:`.data`).
 
 Saved with :func:`vecomp.encoders.detector.save_detector` (config.json + model.safetensors),
 loadable as ``{"type": "torchvision_frcnn", "arch": "fasterrcnn_mini", "weights": <folder>}``.
@@ -131,7 +132,7 @@ def pretrain(spec: dict | None, folder: Path) -> dict:
     train_set, heldout = scene_set(spec, "region", "train"), scene_set(spec, "region", "heldout")
     targets = [targets_for(scene, size) for scene in train_set.scenes]
     heldout_targets = [targets_for(scene, size) for scene in heldout.scenes]
-    with seeded(spec["seed"]):
+    with seeded(spec["seed"], spec["threads"]):
         model = build_model(spec)
         at_init = evaluate(detect(model, heldout.images), heldout_targets, spec["top_k"])
         losses = train(
