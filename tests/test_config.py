@@ -83,6 +83,8 @@ def test_every_schema_key_has_a_description():
          "sweep.matched[0]: encoder 'dino' is not configured; use one of"),
         (lambda c: c["encoders"]["grid"]["pretrain"].update(objective="mae"),
          "encoders.grid.pretrain.objective: 'mae' is not allowed"),
+        (lambda c: c["encoders"]["grid"]["pretrain"].update(threads=0),
+         "encoders.grid.pretrain.threads: 0 is less than the minimum of 1"),
         (lambda c: c["features"].update(on_bad_images="drop"), "features.on_bad_images"),
     ],
 )  # fmt: skip
