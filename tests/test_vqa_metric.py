@@ -6,9 +6,18 @@ script (processPunctuation / processDigitArticle and the 10-choose-9 accuracy av
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from vecomp.metrics.vqa import majority_answer, normalize_answer, soft_scores, vqa_accuracy
+from vecomp.metrics.vqa import (
+    _process_digits_articles,
+    _process_punctuation,
+    majority_answer,
+    normalize_answer,
+    soft_scores,
+    vqa_accuracy,
+)
 
 # ----------------------------------------------------------------------------- normalisation
 
@@ -124,6 +133,32 @@ def test_vqa_accuracy_normalises_the_human_answers() -> None:
     # one "yes!" among nine "no"s
     assert vqa_accuracy("Yes", ["yes!"] + ["no"] * 9) == pytest.approx(0.3)
     assert vqa_accuracy("don't know", ["dont know"] * 2 + ["no"] * 8) == pytest.approx(0.6)
+
+
+def _official_script_accuracy(prediction: str, human_answers: list[str]) -> float:
+    """The official vqaEval.py's loop for one question: the prediction fully processed; the
+    human answers only de-punctuated, and only when they disagree (the released annotations are
+    normalised already, so the script does not process them further)."""
+    res = prediction.replace("\n", " ").replace("\t", " ").strip()
+    res = _process_digits_articles(_process_punctuation(res))
+    gts = list(human_answers)
+    if len(set(gts)) > 1:
+        gts = [_process_punctuation(g) for g in gts]
+    accs = [min(1, sum(g == res for j, g in enumerate(gts) if j != i) / 3) for i in range(10)]
+    return sum(accs) / 10
+
+
+def test_vqa_accuracy_equals_the_official_script_on_normalised_annotations() -> None:
+    # vecomp normalises the human answers as it does the prediction (the synthetic annotators
+    # write raw answers); on annotations normalised already, as released, nothing may differ
+    raw = ["Two", "2", "2.", "the 2", "3", "three", "Yes", "yes!", "no", "a red circle",
+           "red circle", "dont", "don't", "1,000", "3.5", "white and blue"]  # fmt: skip
+    rng = random.Random(0)
+    for _ in range(2000):
+        humans = [normalize_answer(rng.choice(raw[: rng.randint(1, len(raw))])) for _ in range(10)]
+        prediction = rng.choice(raw)
+        expected = _official_script_accuracy(prediction, humans)
+        assert vqa_accuracy(prediction, humans) == pytest.approx(expected), (prediction, humans)
 
 
 def test_vqa_accuracy_of_a_wrong_answer_is_zero() -> None:
