@@ -80,6 +80,25 @@ def test_a_masked_encoder_cannot_influence_the_output(encoders):
     assert not torch.allclose(before, unmasked)
 
 
+def test_each_encoder_token_carries_its_position_and_its_encoders_type():
+    encoders = ("grid", "region")
+    model = FusionModel(_config(encoders)).eval()
+    batch = _batch(encoders)
+    before = model(batch["text"], batch["visual"])["pooled"]
+    boxes = batch["visual"]["region"]["boxes"]
+    batch["visual"]["region"]["boxes"] = boxes.flip(1)  # the same tokens, other positions
+    moved = model(batch["text"], batch["visual"])["pooled"]
+    assert not torch.allclose(before, moved)
+    batch["visual"]["region"]["boxes"] = boxes
+    with torch.no_grad():
+        # not a constant: the LayerNorm after the sum would remove a uniform shift
+        model.visual["grid"].type_embedding.add_(torch.linspace(-1, 1, 16))
+    assert not torch.allclose(before, model(batch["text"], batch["visual"])["pooled"])
+    assert set(dict(model.named_parameters())) >= {
+        "visual.grid.type_embedding", "visual.region.type_embedding", "text.type_embedding"
+    }  # fmt: skip
+
+
 def test_ve_dropout_never_drops_every_encoder():
     torch.manual_seed(0)
     keep = ve_dropout_mask(5000, 3, 0.9)
@@ -136,6 +155,16 @@ def test_every_head_gives_logits_and_a_finite_loss(kind):
     loss = model.loss(logits, targets)
     assert torch.isfinite(loss)
     loss.backward()
+
+
+def test_vqa_loss_is_the_summed_soft_score_bce_averaged_over_questions():
+    model = build_task_model("vqa", _config(("grid",)), 3)
+    logits = torch.tensor([[2.0, -1.0, 0.0], [0.5, 0.5, -3.0]])
+    targets = torch.tensor([[1.0, 0.3, 0.0], [0.0, 0.6, 0.9]])
+    p = torch.sigmoid(logits)
+    per_answer = targets * torch.log(p) + (1 - targets) * torch.log(1 - p)
+    by_hand = -per_answer.sum(1).mean()
+    torch.testing.assert_close(model.loss(logits, targets), by_hand)
 
 
 def test_pooling_averages_cells_and_keeps_whole_image_tokens():

@@ -143,6 +143,44 @@ def test_retrieval_scores_each_pair_padded_only_to_its_batchs_longest_caption(to
     assert len(predictions) == len(data.split("test"))
 
 
+def test_the_model_of_the_best_dev_epoch_is_the_one_evaluated_on_test(toys, monkeypatch):
+    data = _data(toys["gqa"])
+    trainer = Trainer(Run("gqa", ENCODERS, 0, 0.0), data, MODEL, FAST)
+    curve, states = iter([50.0, 80.0, 60.0, 80.0, 70.0, 65.0, 75.0, 79.0]), []
+    evaluate_for_real = trainer.evaluate
+
+    def planted_dev(split, kept=None):
+        if split != "dev":
+            return evaluate_for_real(split, kept)
+        states.append({k: v.clone() for k, v in trainer.model.state_dict().items()})
+        return {"accuracy": next(curve)}, None
+
+    monkeypatch.setattr(trainer, "evaluate", planted_dev)
+    trainer.fit()
+    assert trainer.best["epoch"] == 2  # the first of the two best epochs
+    monkeypatch.setattr(trainer, "evaluate", evaluate_for_real)
+    trainer.final_results()
+    for name, value in trainer.model.state_dict().items():
+        assert torch.equal(value, states[1][name]), name
+    assert not torch.equal(states[1]["fusion.cls"], states[-1]["fusion.cls"])
+
+
+def test_retrieval_trains_on_each_caption_with_its_image_and_sampled_other_images(toys):
+    data = _data(toys["coco_retrieval"], "coco_retrieval", ("sees_a",), negatives=2)
+    frame = data.split("train")
+    pairs = data._matching_pairs(frame, torch.Generator().manual_seed(0))
+    positives, negatives = pairs[pairs.match == 1.0], pairs[pairs.match == 0.0]
+    assert len(positives) == len(frame) and len(negatives) == 2 * len(frame)
+    assert positives["image_id"].tolist() == frame["image_id"].tolist()
+    own = dict(zip(frame["sample_id"], frame["image_id"], strict=True))
+    assert (negatives.sample_id.map(own) != negatives.image_id).all()
+    assert set(negatives["image_id"]) <= set(frame["image_id"])
+    assert negatives["image_id"].nunique() > len(frame["image_id"].unique()) // 2  # spread out
+    again = data._matching_pairs(frame, torch.Generator().manual_seed(0))
+    assert again.equals(pairs)
+    assert data._matching_pairs(frame, None).match.eq(1.0).all()  # evaluation: positives only
+
+
 def test_same_seed_same_metrics_other_seed_other_model(toys, tmp_path):
     first = _train(toys, tmp_path / "a", ve_dropout=0.3)
     again = _train(toys, tmp_path / "b", ve_dropout=0.3)
