@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -96,6 +97,28 @@ def test_every_task_kind_trains_and_reports_its_official_metrics(toys, tmp_path,
     assert len(predictions) == len(pd.read_parquet(toys[task]["prepared"] / "test.parquet"))
     if task == "vqav2":
         assert metrics["test"]["accuracy"] > 75  # a learnable yes/no toy; chance ~ 50
+
+
+def test_vqa_evaluation_applies_the_metric_options_labels_json_records(toys, tmp_path):
+    prepared = tmp_path / "prepared"
+    shutil.copytree(toys["vqav2"]["prepared"], prepared)
+    label_file = json.loads((prepared / "labels.json").read_text())
+    (prepared / "labels.json").write_text(json.dumps(label_file | {"metric": {
+        "normalise_unanimous": True}}))  # fmt: skip
+    paths = {**toys["vqav2"], "prepared": prepared}
+    data = _data(paths, "vqav2", ("sees_a", "sees_b"))
+    assert data.metric_options == {"normalise_unanimous": True}
+    trainer = Trainer(Run("vqav2", ("sees_a", "sees_b"), 0, 0.0), data, MODEL, FAST)
+    trainer.fit()
+    # ten annotators agree, each writing the answer as "Yes." / "No.": the official evaluator
+    # compares unanimous answers as written (no credit), the recorded option normalises them
+    test = data.split("test")
+    data.splits["test"] = test.assign(answers=[[f"{a.capitalize()}."] * 10 for a in test.answer])
+    relaxed, _ = evaluate(trainer.model, data, "test")
+    data.metric_options = {}
+    official, _ = evaluate(trainer.model, data, "test")
+    assert official["accuracy"] == 0.0
+    assert relaxed["accuracy"] > 75
 
 
 def test_retrieval_shortlist_reranks_only_the_top_k(toys, monkeypatch):

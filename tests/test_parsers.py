@@ -39,12 +39,12 @@ def _by_id(parsed: Parsed, split: str) -> dict[str, dict]:
 
 
 def _vqa_annotation(qid: int, image_id: int, answers: list[str], **extra) -> dict:
+    """An annotation as released; ``multiple_choice_answer`` only where a test gives one."""
     ann = {
         "question_id": qid,
         "image_id": image_id,
         "question_type": "how many",
         "answer_type": "number",
-        "multiple_choice_answer": "ignored by the parser",
         "answers": [
             {"answer": a, "answer_confidence": "yes", "answer_id": i + 1}
             for i, a in enumerate(answers)
@@ -133,7 +133,33 @@ def test_val_half_is_stable() -> None:
     assert [val_half(str(i)) for i in (1, 3, 4, 393225)] == ["test"] * 4
 
 
-def test_vqav2_records_and_normalised_majority(vqa_files) -> None:
+def test_vqav2_label_is_the_official_multiple_choice_answer(tmp_path: Path) -> None:
+    # a 5-5 tie as in the real files: the official answer is "yes", the first seen is "no";
+    # an official answer is normalised as the literature's vocabularies are ("Two" -> "2")
+    train_q = [{"image_id": 9, "question": f"Q{i}?", "question_id": i} for i in range(3)]
+    train_a = [
+        _vqa_annotation(0, 9, ["no"] * 5 + ["yes"] * 5, multiple_choice_answer="yes"),
+        _vqa_annotation(1, 9, ["no", "no", "yes", "yes", "2", "2", "3", "3", "1", "1"],
+                        multiple_choice_answer="2"),
+        _vqa_annotation(2, 9, ["2"] * 4 + ["3"] * 6, multiple_choice_answer="Two"),
+    ]  # fmt: skip
+    parsed = get_parser("vqav2")(_vqa_files(tmp_path, train_q, train_a, [], []))
+    assert [r["answer"] for r in parsed.records["train"]] == ["yes", "2", "2"]
+    assert parsed.records["train"][0]["answers"] == ["no"] * 5 + ["yes"] * 5
+
+
+@pytest.mark.parametrize("bad", [3, "", "  ", ["yes"]])
+def test_vqav2_multiple_choice_answer_of_the_wrong_kind_is_a_problem(tmp_path, bad) -> None:
+    files = _vqa_files(tmp_path, [{"image_id": 9, "question": "Q?", "question_id": 1}],
+                       [_vqa_annotation(1, 9, ["yes"] * 10, multiple_choice_answer=bad)],
+                       [], [])  # fmt: skip
+    parsed = get_parser("vqav2")(files)
+    assert [p.reason for p in parsed.problems] == [
+        "'multiple_choice_answer' is not a non-empty string"
+    ]
+
+
+def test_vqav2_without_multiple_choice_answer_falls_back_to_the_majority(vqa_files) -> None:
     parsed = get_parser("vqav2")(vqa_files)
     train = _by_id(parsed, "train")
     assert sorted(train) == ["9000", "9001"]
@@ -160,7 +186,7 @@ def test_vqav2_val2014_split_by_image_into_dev_and_test(vqa_files) -> None:
     assert not {r["image_id"] for r in dev.values()} & {r["image_id"] for r in test.values()}
     # the same question text on two images: one in dev, one in test
     assert dev["2000"]["text"] == test["3000"]["text"] == "Is it raining?"
-    # majority answers, normalised
+    # no multiple_choice_answer in these annotations: majority answers, normalised
     assert dev["2000"]["answer"] == "yes"
     assert test["3000"]["answer"] == "no"
     assert dev["2001"]["answer"] == "don't know"
@@ -487,16 +513,46 @@ def test_snli_ve_records(snli_files) -> None:
     assert [r["sample_id"] for r in parsed.records["test"]] == ["1000092795.jpg#1r2e"]
 
 
-def test_snli_ve_flickr_id_becomes_a_string(tmp_path: Path) -> None:
+def _one_row_files(tmp_path: Path, row: dict) -> dict[str, Path]:
     root = tmp_path / "snli_ve"
     files = {
         f"snli_ve/snli_ve_{s}.jsonl": write_lines(root / f"snli_ve_{s}.jsonl", [])
         for s in ("dev", "test")
     }
+    files["snli_ve/snli_ve_train.jsonl"] = write_lines(root / "snli_ve_train.jsonl", [row])
+    return files
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("Flickr30K_ID", "2248275918"),  # necla-ml/SNLI-VE since April 2020, most copies
+        ("Flikr30kID", "2248275918.jpg"),  # the original generator: sic, with the extension
+        ("Flikr30kID", "2248275918"),
+        ("Flickr30K_ID", "2248275918.jpg"),
+    ],
+)
+def test_snli_ve_accepts_both_generators_image_keys(tmp_path: Path, key, value) -> None:
+    row = _snli_row("x", "A dog.", "neutral", "2248275918.jpg#0r1n")
+    del row["Flickr30K_ID"]
+    row[key] = value
+    parsed = get_parser("snli_ve")(_one_row_files(tmp_path, row))
+    assert parsed.problems == []
+    assert parsed.records["train"][0]["image_id"] == "2248275918"
+
+
+def test_snli_ve_without_an_image_key_is_a_problem(tmp_path: Path) -> None:
+    row = _snli_row("x", "A dog.", "neutral", "p")
+    del row["Flickr30K_ID"]
+    parsed = get_parser("snli_ve")(_one_row_files(tmp_path, row))
+    assert [p.reason for p in parsed.problems] == ["missing field(s) Flickr30K_ID or Flikr30kID"]
+
+
+def test_snli_ve_flickr_id_becomes_a_string(tmp_path: Path) -> None:
     row = _snli_row("x", "A dog.", "neutral", "p")
     row["Flickr30K_ID"] = 1000092795
-    files["snli_ve/snli_ve_train.jsonl"] = write_lines(root / "snli_ve_train.jsonl", [row])
-    assert get_parser("snli_ve")(files).records["train"][0]["image_id"] == "1000092795"
+    parsed = get_parser("snli_ve")(_one_row_files(tmp_path, row))
+    assert parsed.records["train"][0]["image_id"] == "1000092795"
 
 
 def test_snli_ve_bad_labels_and_lines_become_problems(snli_files) -> None:

@@ -17,7 +17,8 @@ from PIL import Image
 
 from vecomp.data import prepare as prep
 from vecomp.data.pools import DuplicateImageError, index_pool
-from vecomp.data.prepare import BadRecordsError, prepare
+from vecomp.data.prepare import BadRecordsError, VqaSettings, prepare
+from vecomp.errors import VecompError
 
 from .fixture_files import write_json, write_lines
 
@@ -42,41 +43,42 @@ def make_pool(images: dict[str, str | None]) -> pd.DataFrame:
 
 # =============================================================================== VQAv2
 
-# (question id, image id, ten human answers). Train images: 9; val2014: 2 -> dev, 3 -> test.
+# (question id, image id, ten human answers, the official multiple_choice_answer). Train
+# images: 9; val2014: 2 -> dev, 3 -> test. Labels are the normalised official answers.
 VQA_TRAIN = [
-    (1, 9, ["yes"] * 10),  # majority "yes"
-    (2, 9, ["Yes"] * 6 + ["no"] * 4),  # "yes"
-    (3, 9, ["yes!"] * 5 + ["no"] * 3 + ["2"] * 2),  # "yes"
-    (4, 9, ["yes"] * 10),  # "yes"
-    (5, 9, ["no"] * 10),  # "no"
-    (6, 9, ["no"] * 10),  # "no"
-    (7, 9, ["no"] * 10),  # "no"
-    (8, 9, ["No."] * 8 + ["yes"] * 2),  # "no"
-    (9, 9, ["two"] * 10),  # "2"
-    (10, 9, ["2"] * 6 + ["3"] * 4),  # "2"
-    (11, 9, ["2"] * 10),  # "2"
-    (12, 9, ["red"] * 10),  # "red"
-    (13, 9, ["the red"] * 5 + ["blue"] * 5),  # tie: first seen, "red"
-    (14, 9, ["blue"] * 10),  # "blue"
-    (15, 9, ["blue"] * 10),  # "blue"
-    (16, 9, ["cat"] * 9 + ["dog"]),  # "cat"
+    (1, 9, ["yes"] * 10, "yes"),
+    (2, 9, ["Yes"] * 6 + ["no"] * 4, "yes"),
+    (3, 9, ["yes!"] * 5 + ["no"] * 3 + ["2"] * 2, "yes"),
+    (4, 9, ["yes"] * 10, "yes"),
+    (5, 9, ["no"] * 10, "no"),
+    (6, 9, ["no"] * 10, "no"),
+    (7, 9, ["no"] * 10, "no"),
+    (8, 9, ["No."] * 8 + ["yes"] * 2, "no"),
+    (9, 9, ["two"] * 10, "two"),  # label "2"
+    (10, 9, ["2"] * 6 + ["3"] * 4, "2"),
+    (11, 9, ["2"] * 10, "2"),
+    (12, 9, ["red"] * 10, "red"),
+    (13, 9, ["the red"] * 5 + ["blue"] * 5, "blue"),  # a 5-5 tie the official answer breaks
+    (14, 9, ["blue"] * 10, "blue"),
+    (15, 9, ["blue"] * 10, "blue"),
+    (16, 9, ["cat"] * 9 + ["dog"], "cat"),
 ]
-# majority counts: yes 4, no 4, 2 3, red 2, blue 2, cat 1
+# label counts over train: yes 4, no 4, 2 3, blue 3, red 1, cat 1
 VQA_VAL = [
-    (100, 2, ["3"] * 10),  # dev; "3" is in no vocabulary
-    (200, 3, ["2"] * 3 + ["no"] * 7),  # test
+    (100, 2, ["3"] * 10, "3"),  # dev
+    (200, 3, ["2"] * 3 + ["no"] * 7, "no"),  # test
 ]
 
 
 def _vqa_json(items, subtype):
     questions = [{"image_id": im, "question": f"Question {q}?", "question_id": q}
-                 for q, im, _ in items]  # fmt: skip
+                 for q, im, _, _ in items]  # fmt: skip
     annotations = [
         {"question_id": q, "image_id": im, "question_type": "what", "answer_type": "other",
-         "multiple_choice_answer": "", "answers": [
+         "multiple_choice_answer": official, "answers": [
              {"answer": a, "answer_confidence": "yes", "answer_id": i + 1}
              for i, a in enumerate(answers)]}
-        for q, im, answers in items
+        for q, im, answers, official in items
     ]  # fmt: skip
     return (
         {"data_subtype": subtype, "questions": questions},
@@ -105,23 +107,34 @@ VQA_POOL = {"9": None, "2": None, "3": None}
 @pytest.mark.parametrize(
     ("min_count", "vocabulary"),
     [
-        (1, ["no", "yes", "2", "blue", "red", "cat"]),
-        (2, ["no", "yes", "2", "blue", "red"]),  # 4, 4 (alphabetical), 3, 2, 2 (alphabetical)
-        (3, ["no", "yes", "2"]),
+        (1, ["no", "yes", "2", "blue", "cat", "red"]),  # 4, 4, 3, 3, 1, 1: ties alphabetical
+        (2, ["no", "yes", "2", "blue"]),
         (4, ["no", "yes"]),
+        (5, []),
     ],
 )
 def test_vqa_vocabulary_by_min_answer_count(tmp_path, min_count, vocabulary) -> None:
     _, labels, report = prepare("vqav2", vqa_files(tmp_path), make_pool(VQA_POOL),
-                                min_answer_count=min_count)  # fmt: skip
+                                vqa=VqaSettings(min_answer_count=min_count))  # fmt: skip
     assert labels == vocabulary
     assert report["labels"] == len(vocabulary)
 
 
+def test_vqa_vocabulary_counts_the_configured_splits_never_test(tmp_path) -> None:
+    files, pool = vqa_files(tmp_path), make_pool(VQA_POOL)
+    with_dev = VqaSettings(min_answer_count=1, vocabulary_splits=("train", "dev"))
+    _, labels, report = prepare("vqav2", files, pool, vqa=with_dev)
+    assert labels == ["no", "yes", "2", "blue", "3", "cat", "red"]  # dev's "3" counts once
+    assert report["vocabulary_splits"] == ["train", "dev"]
+    for leaking in [("train", "test"), ("test",), ()]:
+        with pytest.raises(VecompError, match="leak"):
+            prepare("vqav2", files, pool, vqa=VqaSettings(vocabulary_splits=leaking))
+
+
 def test_vqa_soft_score_targets(tmp_path) -> None:
     tables, labels, report = prepare("vqav2", vqa_files(tmp_path), make_pool(VQA_POOL),
-                                     min_answer_count=2)  # fmt: skip
-    assert labels == ["no", "yes", "2", "blue", "red"]  # ids 0..4
+                                     vqa=VqaSettings(min_answer_count=2))  # fmt: skip
+    assert labels == ["no", "yes", "2", "blue"]  # ids 0..3
     train = tables["train"].set_index("sample_id")
     targets = {sid: (list(r.target_ids), list(r.target_scores)) for sid, r in train.iterrows()}
     assert targets["1"] == ([1], [1.0])  # yes x10
@@ -129,10 +142,12 @@ def test_vqa_soft_score_targets(tmp_path) -> None:
     assert targets["3"] == ([0, 1, 2], [0.9, 1.0, 0.6])  # no x3, yes x5, 2 x2
     assert targets["8"] == ([0, 1], [1.0, 0.6])  # no x8, yes x2
     assert targets["10"] == ([2], [1.0])  # "3" x4 is outside the vocabulary
-    assert targets["13"] == ([3, 4], [1.0, 1.0])  # "the red" -> "red" x5, blue x5
+    assert targets["12"] == ([], [])  # red is outside it
+    assert targets["13"] == ([3], [1.0])  # all ten answers count: "the red" -> red x5, blue x5
     assert targets["16"] == ([], [])  # cat, dog: no target
-    assert list(train.loc["9", "answers"]) == ["two"] * 10  # raw answers are kept
+    assert list(train.loc["9", "answers"]) == ["two"] * 10  # released answers are kept
     assert train.loc["9", "answer"] == "2"
+    assert train.loc["13", "answer"] == "blue"
     dev, test = tables["dev"], tables["test"]
     assert dev["sample_id"].tolist() == ["100"]
     assert list(dev["target_ids"][0]) == []
@@ -143,9 +158,10 @@ def test_vqa_soft_score_targets(tmp_path) -> None:
         "task": "vqav2",
         "samples": {"train": 16, "dev": 1, "test": 1},
         "images": {"train": 1, "dev": 1, "test": 1},
-        "labels": 5,
+        "labels": 4,
         "dropped": {},
-        "train_answer_coverage": 0.9375,  # 15 of 16 have a target
+        "train_answer_coverage": 0.875,  # 14 of 16 have a target (not 12 and 16)
+        "vocabulary_splits": ["train"],
     }
 
 
@@ -491,6 +507,29 @@ def test_cli_writes_tables_labels_and_report(tmp_path, capsys) -> None:
     assert report["dropped"] == {}
     assert "snli_ve:" in capsys.readouterr().out
     assert [p.name for p in out.parent.iterdir()] == ["snli_ve"]  # no temporary folder left
+
+
+@pytest.mark.parametrize("relaxed", [False, True])
+def test_cli_vqa_settings_reach_the_vocabulary_and_labels_json(tmp_path, relaxed) -> None:
+    pool_index = tmp_path / "pool.parquet"
+    make_pool(VQA_POOL).to_parquet(pool_index, index=False)
+    out = tmp_path / "prepared" / "vqav2"
+    args = ["--task", "vqav2", "--pool-index", str(pool_index), "--out", str(out), "--vqa",
+            json.dumps({"min_answer_count": 4, "normalise_unanimous": relaxed})]  # fmt: skip
+    for key, path in vqa_files(tmp_path).items():
+        args += ["--file", f"{key}={path}"]
+    assert prep.main(args) == 0
+    assert json.loads((out / "labels.json").read_text()) == {
+        "task": "vqav2",
+        "labels": ["no", "yes"],
+        "metric": {"normalise_unanimous": relaxed},
+    }
+
+
+def test_cli_rejects_an_unknown_vqa_setting(tmp_path) -> None:
+    with pytest.raises(VecompError, match=r"unknown setting\(s\) \['min_count'\]"):
+        prep.main(["--task", "vqav2", "--pool-index", "x", "--out", str(tmp_path / "o"),
+                   "--vqa", '{"min_count": 3}'])  # fmt: skip
 
 
 def test_cli_drop_mode(tmp_path) -> None:

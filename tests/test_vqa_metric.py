@@ -1,17 +1,22 @@
 """Tests for vecomp.metrics.vqa: the official VQA answer normalisation, accuracy and soft scores.
 
-Every expected value below is worked out by hand from the rules of the official VQA evaluation
-script (processPunctuation / processDigitArticle and the 10-choose-9 accuracy average).
+Every expected value below is worked out by hand from the official VQA evaluation script
+(GT-Vision-Lab/VQA ``PythonEvaluationTools/vqaEvaluation/vqaEval.py`` at a013f00, March 2021:
+processPunctuation / processDigitArticle, normalising only where the annotators disagree, and the
+10-choose-9 average), or computed by ``OfficialReference`` below: those rules written out again
+here, independently of vecomp's code, which it is compared against on randomised inputs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
+import re
 
 import pytest
 
 from vecomp.metrics.vqa import (
-    _process_digits_articles,
+    CONTRACTIONS,
     _process_punctuation,
     majority_answer,
     normalize_answer,
@@ -63,10 +68,19 @@ from vecomp.metrics.vqa import (
         ("isnt", "isn't"),
         ("cant", "can't"),
         ("Wont", "won't"),
-        ("youdve", "you'd've"),
         ("youd've", "you'd've"),
         ("you'dve", "you'd've"),
         ("don't", "don't"),
+        # only the official table's spellings: these are words, not contractions, there
+        ("shed", "shed"),
+        ("were", "were"),
+        ("wed", "wed"),
+        ("lets", "lets"),
+        ("shes", "shes"),
+        ("whore", "whore"),
+        ("youdve", "youdve"),
+        # ... and its quirks: a contraction mapped to its apostrophe-less form
+        ("somebody'd", "somebodyd"),
         # capitalised canonical forms ("I'm") never match after lower-casing, as in the official map
         ("Im", "im"),
         # newlines and tabs are spaces; surrounding white space goes
@@ -135,30 +149,143 @@ def test_vqa_accuracy_normalises_the_human_answers() -> None:
     assert vqa_accuracy("don't know", ["dont know"] * 2 + ["no"] * 8) == pytest.approx(0.6)
 
 
-def _official_script_accuracy(prediction: str, human_answers: list[str]) -> float:
-    """The official vqaEval.py's loop for one question: the prediction fully processed; the
-    human answers only de-punctuated, and only when they disagree (the released annotations are
-    normalised already, so the script does not process them further)."""
-    res = prediction.replace("\n", " ").replace("\t", " ").strip()
-    res = _process_digits_articles(_process_punctuation(res))
-    gts = list(human_answers)
-    if len(set(gts)) > 1:
-        gts = [_process_punctuation(g) for g in gts]
-    accs = [min(1, sum(g == res for j, g in enumerate(gts) if j != i) / 3) for i in range(10)]
-    return sum(accs) / 10
+# ----------------------------------------------------------------------------- the official table
+
+# sha256 of the official contractions table as "key<TAB>value<LF>" lines in sorted key order,
+# computed from vqaEval.py at GT-Vision-Lab/VQA a013f00 (120 entries)
+OFFICIAL_CONTRACTIONS_SHA256 = "f7e93e52d4cd2e370d30e576bfe54d4437e95fd593cec197817e9e388c46659f"
 
 
-def test_vqa_accuracy_equals_the_official_script_on_normalised_annotations() -> None:
-    # vecomp normalises the human answers as it does the prediction (the synthetic annotators
-    # write raw answers); on annotations normalised already, as released, nothing may differ
-    raw = ["Two", "2", "2.", "the 2", "3", "three", "Yes", "yes!", "no", "a red circle",
-           "red circle", "dont", "don't", "1,000", "3.5", "white and blue"]  # fmt: skip
-    rng = random.Random(0)
-    for _ in range(2000):
-        humans = [normalize_answer(rng.choice(raw[: rng.randint(1, len(raw))])) for _ in range(10)]
-        prediction = rng.choice(raw)
-        expected = _official_script_accuracy(prediction, humans)
-        assert vqa_accuracy(prediction, humans) == pytest.approx(expected), (prediction, humans)
+def test_contractions_are_the_official_table_exactly() -> None:
+    lines = "".join(f"{k}\t{v}\n" for k, v in sorted(CONTRACTIONS.items()))
+    assert len(CONTRACTIONS) == 120
+    assert hashlib.sha256(lines.encode()).hexdigest() == OFFICIAL_CONTRACTIONS_SHA256
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("dont", "don't"), ("youd've", "you'd've"), ("y'allll", "y'all'll"), ("twas", "'twas"),
+     ("somebody'd", "somebodyd"), ("Im", "I'm"), ("let's", "let's"), ("she's", "she's"),
+     ("'ows'at", "'ow's'at")],
+)  # fmt: skip
+def test_official_contraction_entries(key: str, value: str) -> None:
+    assert CONTRACTIONS[key] == value
+
+
+@pytest.mark.parametrize("word", ["shed", "were", "wed", "lets", "shes", "whore", "youdve",
+                                  "im", "ive", "hell", "ill", "its", "somebodyd"])  # fmt: skip
+def test_words_the_official_table_does_not_hold(word: str) -> None:
+    assert word not in CONTRACTIONS
+
+
+def test_a_contraction_against_the_word_it_resembles_scores_nothing() -> None:
+    # vecomp's old table mapped "shed" to "she'd": 1.0 here, 0.0 in the official evaluation
+    assert vqa_accuracy("she'd", ["shed"] * 10) == 0.0
+    assert vqa_accuracy("she'd", ["shed"] * 9 + ["no"]) == 0.0
+    assert vqa_accuracy("we're", ["were"] * 5 + ["are"] * 5) == 0.0
+
+
+def test_at_most_32_periods_are_stripped() -> None:
+    # vqaEval.py passes re.UNICODE (32) as re.sub's count
+    assert _process_punctuation("." * 40) == "." * 8
+    assert _process_punctuation("." * 32) == ""
+    assert normalize_answer("yes" + "." * 33) == "yes."
+    assert normalize_answer("yes" + "." * 32) == "yes"
+
+
+def test_unanimous_answers_are_compared_as_written() -> None:
+    assert vqa_accuracy("Yes", ["yes"] * 10) == 0.0
+    assert vqa_accuracy("yes", ["yes"] * 10) == 1.0
+    assert vqa_accuracy(" yes\n", ["yes"] * 10) == 1.0  # white space is cleaned first
+    assert vqa_accuracy("2", ["two"] * 10) == 0.0
+    assert vqa_accuracy("Yes", ["yes"] * 10, normalise_unanimous=True) == 1.0
+    assert vqa_accuracy("2", ["two"] * 10, normalise_unanimous=True) == 1.0
+    # "yes" and "yes " are one string after stripping: still unanimous
+    assert vqa_accuracy("Yes", ["yes"] * 9 + ["yes "]) == 0.0
+
+
+# ----------------------------------------------------------------------------- reference
+
+
+class OfficialReference:
+    """vqaEval.py's rules for one question, written out again from the script (not imported
+    from vecomp). Its contraction table holds the official entries for the words drawn below."""
+
+    contractions = {"dont": "don't", "cant": "can't", "youd've": "you'd've", "Im": "I'm",
+                    "somebody'd": "somebodyd", "let's": "let's", "isnt": "isn't"}  # fmt: skip
+    manual_map = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4",
+                  "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
+                  "ten": "10"}  # fmt: skip
+    articles = ["a", "an", "the"]
+    period_strip = re.compile(r"(?!<=\d)(\.)(?!\d)")
+    comma_strip = re.compile(r"(\d)(\,)(\d)")
+    punct = [";", r"/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<",
+             "@", "`", ",", "?", "!"]  # fmt: skip
+
+    def process_punctuation(self, in_text: str) -> str:
+        out_text = in_text
+        for p in self.punct:
+            if (p + " " in in_text or " " + p in in_text) or (
+                re.search(self.comma_strip, in_text) is not None
+            ):
+                out_text = out_text.replace(p, "")
+            else:
+                out_text = out_text.replace(p, " ")
+        return self.period_strip.sub("", out_text, re.UNICODE)  # sic: the count argument
+
+    def process_digit_article(self, in_text: str) -> str:
+        out = []
+        for word in in_text.lower().split():
+            word = self.manual_map.get(word, word)
+            if word not in self.articles:
+                out.append(word)
+        return " ".join(self.contractions.get(w, w) for w in out)
+
+    def accuracy(self, prediction: str, answers: list[str]) -> float:
+        def clean(text):
+            return text.replace("\n", " ").replace("\t", " ").strip()
+
+        gts = [clean(a) for a in answers]
+        res = clean(prediction)
+        if len(set(gts)) > 1:
+            gts = [self.process_digit_article(self.process_punctuation(g)) for g in gts]
+            res = self.process_digit_article(self.process_punctuation(res))
+        accs = []
+        for i in range(len(gts)):
+            others = [g for j, g in enumerate(gts) if j != i]
+            accs.append(min(1, float(sum(g == res for g in others)) / 3))
+        return float(sum(accs)) / len(accs)
+
+
+RAW_ANSWERS = ["Two", "2", "2.", "the 2", "3", "three", "Yes", "yes", "yes!", "no", "No.",
+               "a red circle", "red circle", "red", "dont", "don't", "cant know", "Im", "shed",
+               "she'd", "were", "somebody'd", "1,000", "1000", "3.5", "x-ray", "x ray",
+               "white and blue", "left/right", "(red)", " yes\n", "\tno", "." * 40, "." * 8,
+               "isnt", "youd've", "let's", "lets", "none", "0", "an apple", "apple"]  # fmt: skip
+
+
+def _released(rng: random.Random, reference: OfficialReference) -> list[str]:
+    """Ten answers normalised as the released files are, with the real files' tie patterns."""
+    pool = [reference.process_digit_article(reference.process_punctuation(a)) for a in RAW_ANSWERS]
+    pattern = rng.choice([(10,), (5, 5), (4, 4, 2), (7, 3), (3, 3, 3, 1), (1,) * 10])
+    picks = rng.sample(pool, len(pattern))
+    answers = [a for a, n in zip(picks, pattern, strict=True) for _ in range(n)]
+    rng.shuffle(answers)
+    return answers
+
+
+@pytest.mark.parametrize("released", [True, False], ids=["released", "raw"])
+def test_vqa_accuracy_equals_the_official_rules_on_randomised_questions(released: bool) -> None:
+    reference, rng = OfficialReference(), random.Random(1 if released else 2)
+    for _ in range(3000):
+        if released:
+            humans = _released(rng, reference)
+        else:
+            few = RAW_ANSWERS[: rng.randint(1, len(RAW_ANSWERS))]
+            humans = [rng.choice(few) for _ in range(10)]
+        prediction = rng.choice(RAW_ANSWERS + humans)
+        expected = reference.accuracy(prediction, humans)
+        assert abs(vqa_accuracy(prediction, humans) - expected) < 1e-9, (prediction, humans)
 
 
 def test_vqa_accuracy_of_a_wrong_answer_is_zero() -> None:

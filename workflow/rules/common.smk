@@ -185,10 +185,10 @@ def task_pool_index(wildcards):
     return f"results/prepared/pools/{registry.get_task(wildcards.task).pool}.parquet"
 
 
-def prepare_options(settings):
+def prepare_options(task):
     """The task settings that prepare reads, as command-line options."""
-    if "min_answer_count" in settings:
-        return f"--min-answer-count {settings['min_answer_count']}"
+    if registry.get_task(task).kind == "vqa":
+        return f"--vqa '{json.dumps(config['tasks'][task], sort_keys=True)}'"
     return ""
 
 

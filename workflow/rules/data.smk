@@ -85,7 +85,7 @@ rule prepare:
     params:
         code=code_hash("prepare"),
         files=lambda w: " ".join(f"--file {k}={p}" for k, p in task_files(w).items()),
-        options=lambda w: prepare_options(config["tasks"][w.task]),
+        options=lambda w: prepare_options(w.task),
         on_bad=DATA["on_bad_records"],
         folder=lambda w, output: os.path.dirname(output[0]),
     shell:

@@ -8,12 +8,14 @@ For every classification task, on the test split:
 - ``majority``: the most frequent train answer of the item's question type;
 - ``text_only``: the most frequent train answer for the item's exact text (falling back to the
   type's majority for texts never seen in train) -- the strongest rule that ignores the image.
-VQAv2 is scored with VQA accuracy against the ten answers, the rest with exact match (x100).
+VQAv2 is scored with VQA accuracy against the ten answers (with the metric options its
+``labels.json`` records), the rest with exact match (x100).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -31,10 +33,11 @@ def _most_frequent(answers: pd.Series) -> str:
     return min(counts, key=lambda a: (-counts[a], a))  # ties: alphabetical, reproducible
 
 
-def _item_scores(task: str, guess: list[str], test: pd.DataFrame) -> list[float]:
+def _item_scores(task: str, guess: list[str], test: pd.DataFrame, metric: dict) -> list[float]:
     """Score in [0, 1] of one guess per test item under the task's metric."""
     if get_task(task).kind == "vqa":
-        return [vqa_accuracy(g, a) for g, a in zip(guess, test["answers"], strict=True)]
+        answers = test["answers"]
+        return [vqa_accuracy(g, a, **metric) for g, a in zip(guess, answers, strict=True)]
     return [float(g == a) for g, a in zip(guess, test["answer"], strict=True)]
 
 
@@ -42,18 +45,21 @@ def _percent(scores: list[float]) -> float:
     return round(100 * sum(scores) / len(scores), 2)
 
 
-def _chance(task: str, options: list[list[str]], test: pd.DataFrame) -> float:
+def _chance(task: str, options: list[list[str]], test: pd.DataFrame, metric: dict) -> float:
     """Mean over items of the mean score over that item's answer options."""
     per_item = [0.0] * len(test)
     for k in range(max(map(len, options))):
         guess = [opts[k] if k < len(opts) else "" for opts in options]
-        for i, s in enumerate(_item_scores(task, guess, test)):
+        for i, s in enumerate(_item_scores(task, guess, test, metric)):
             if k < len(options[i]):
                 per_item[i] += s / len(options[i])
     return _percent(per_item)
 
 
-def text_baselines(task: str, train: pd.DataFrame, test: pd.DataFrame) -> dict[str, float]:
+def text_baselines(
+    task: str, train: pd.DataFrame, test: pd.DataFrame, metric: dict | None = None
+) -> dict[str, float]:
+    metric = metric or {}
     column = TYPE_COLUMN.get(task)
     train_type = train[column] if column else pd.Series("all", index=train.index)
     test_type = test[column] if column else pd.Series("all", index=test.index)
@@ -66,9 +72,9 @@ def text_baselines(task: str, train: pd.DataFrame, test: pd.DataFrame) -> dict[s
     text_only = [by_text.get(q, m) for q, m in zip(test["text"], majority, strict=True)]
     options = [type_answers.get(t, [overall]) for t in test_type]
     return {
-        "chance": _chance(task, options, test),
-        "majority": _percent(_item_scores(task, majority, test)),
-        "text_only": _percent(_item_scores(task, text_only, test)),
+        "chance": _chance(task, options, test, metric),
+        "majority": _percent(_item_scores(task, majority, test, metric)),
+        "text_only": _percent(_item_scores(task, text_only, test, metric)),
         "test_samples": len(test),
     }
 
@@ -86,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         train = pd.read_parquet(folder / "train.parquet")
         test = pd.read_parquet(folder / "test.parquet")
-        results[task] = text_baselines(task, train, test)
+        metric = json.loads((folder / "labels.json").read_text()).get("metric", {})
+        results[task] = text_baselines(task, train, test, metric)
         print(task, results[task])
     write_json(args.out, results)
     return 0

@@ -9,7 +9,9 @@ listed, unless ``on_bad_records="drop"``, which drops them and counts them in th
 from __future__ import annotations
 
 import argparse
+import json
 from collections import Counter
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pandas as pd
@@ -102,9 +104,36 @@ def raise_for(task: str, problems: list[Problem]) -> None:
     )
 
 
-def vqa_vocabulary(train: pd.DataFrame, min_count: int) -> list[str]:
-    """Majority answers seen at least ``min_count`` times in train, most frequent first."""
-    counts = Counter(train["answer"])
+VOCABULARY_SPLITS = ("train", "dev")  # never test: its answers would shape the label space
+
+
+@dataclass(frozen=True)
+class VqaSettings:
+    """A VQA task's settings (``tasks.<task>`` in the config, whose schema holds the defaults):
+    the answer vocabulary's recipe, and the one documented departure from the official metric,
+    recorded in ``labels.json`` so that every later scoring of the task applies it."""
+
+    min_answer_count: int = 9
+    vocabulary_splits: tuple[str, ...] = ("train",)
+    normalise_unanimous: bool = False
+
+    def metric_options(self) -> dict:
+        return {"normalise_unanimous": self.normalise_unanimous}
+
+
+def vqa_vocabulary(
+    tables: dict[str, pd.DataFrame], splits: tuple[str, ...], min_count: int
+) -> list[str]:
+    """Labels (normalised ``multiple_choice_answer``) seen at least ``min_count`` times over
+    ``splits``, most frequent first: the literature's recipe (3,129 classes from train2014 +
+    val2014 at 9; here val2014 holds the test half, so only train and dev may count)."""
+    leaking = sorted(set(splits) - set(VOCABULARY_SPLITS))
+    if leaking or not splits:
+        raise VecompError(
+            f"the VQA answer vocabulary counts {list(splits)}: use one or both of "
+            f"{list(VOCABULARY_SPLITS)} (counting test answers would leak them into the labels)"
+        )
+    counts = Counter(a for split in splits for a in tables[split]["answer"])
     return [a for a, n in sorted(counts.items(), key=lambda x: (-x[1], x[0])) if n >= min_count]
 
 
@@ -119,13 +148,13 @@ def add_vqa_targets(table: pd.DataFrame, vocabulary: list[str]) -> pd.DataFrame:
     return table.assign(target_ids=ids, target_scores=scores)
 
 
-def label_space(task: Task, tables: dict[str, pd.DataFrame], min_answer_count: int) -> list[str]:
+def label_space(task: Task, tables: dict[str, pd.DataFrame], vqa: VqaSettings) -> list[str]:
     if task.kind == "retrieval":
         return []
     if task.labels is not None:
         return list(task.labels)
     if task.kind == "vqa":
-        return vqa_vocabulary(tables["train"], min_answer_count)
+        return vqa_vocabulary(tables, vqa.vocabulary_splits, vqa.min_answer_count)
     return sorted(set(tables["train"]["answer"]))
 
 
@@ -143,7 +172,7 @@ def prepare(
     files: dict[str, Path],
     pool: pd.DataFrame,
     on_bad_records: str = "error",
-    min_answer_count: int = 9,
+    vqa: VqaSettings = VqaSettings(),
 ) -> tuple[dict[str, pd.DataFrame], list[str], dict]:
     """Tables per split, the label space and a report; raises BadRecordsError in error mode."""
     task = get_task(task_name)
@@ -156,7 +185,7 @@ def prepare(
     empty = [split for split, table in tables.items() if table.empty]
     if empty:
         raise BadRecordsError(f"task {task_name}: no usable samples in split(s) {empty}")
-    labels = label_space(task, tables, min_answer_count)
+    labels = label_space(task, tables, vqa)
     tables = {split: attach_labels(task, t, labels) for split, t in tables.items()}
     report = {
         "task": task_name,
@@ -168,6 +197,7 @@ def prepare(
     if task.kind == "vqa":
         covered = tables["train"]["target_ids"].map(len) > 0
         report["train_answer_coverage"] = round(float(covered.mean()), 4)
+        report["vocabulary_splits"] = list(vqa.vocabulary_splits)
     elif task.kind != "retrieval":
         report["unknown_label"] = {s: int((t["label"] < 0).sum()) for s, t in tables.items()}
     return tables, labels, report
@@ -183,6 +213,16 @@ def parse_file_args(pairs: list[str]) -> dict[str, Path]:
     return out
 
 
+def _vqa_settings(options: dict) -> VqaSettings:
+    unknown = sorted(set(options) - {f.name for f in fields(VqaSettings)})
+    if unknown:
+        raise VecompError(f"--vqa: unknown setting(s) {unknown}; known: "
+                          f"{[f.name for f in fields(VqaSettings)]}")  # fmt: skip
+    if "vocabulary_splits" in options:
+        options = {**options, "vocabulary_splits": tuple(options["vocabulary_splits"])}
+    return VqaSettings(**options)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vecomp prepare", description=__doc__)
     parser.add_argument("--task", required=True)
@@ -191,15 +231,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool-index", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--on-bad-records", choices=("error", "drop"), default="error")
-    parser.add_argument("--min-answer-count", type=int, default=9)
+    parser.add_argument("--vqa", type=json.loads, default={}, metavar="JSON",
+                        help="a VQA task's settings (tasks.<task> of the config)")  # fmt: skip
     args = parser.parse_args(argv)
+    vqa = _vqa_settings(args.vqa)
     pool = pd.read_parquet(args.pool_index)
     tables, labels, report = prepare(args.task, parse_file_args(args.file), pool,
-                                     args.on_bad_records, args.min_answer_count)  # fmt: skip
+                                     args.on_bad_records, vqa)  # fmt: skip
+    label_file = {"task": args.task, "labels": labels}
+    if get_task(args.task).kind == "vqa":
+        label_file["metric"] = vqa.metric_options()
     with atomic_dir(args.out) as tmp:
         for split, table in tables.items():
             table.to_parquet(tmp / f"{split}.parquet", index=False)
-        write_json(tmp / "labels.json", {"task": args.task, "labels": labels})
+        write_json(tmp / "labels.json", label_file)
         write_json(tmp / "report.json", report)
     print(f"{args.task}: {report['samples']} samples, {len(labels)} labels")
     return 0

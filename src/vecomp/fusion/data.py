@@ -184,7 +184,9 @@ class TaskData:
         self.tables = {s: pd.read_parquet(self.prepared / f"{s}.parquet") for s in SPLITS}
         image_ids = [i for t in self.tables.values() for c in IMAGE_COLUMNS if c in t for i in t[c]]
         self.visual = VisualSource(stores, image_ids, pool_grid, preload)
-        self.labels = json.loads((self.prepared / "labels.json").read_text())["labels"]
+        label_file = json.loads((self.prepared / "labels.json").read_text())
+        self.labels = label_file["labels"]
+        self.metric_options = label_file.get("metric", {})  # how prepare says to score the task
         self.splits: dict[str, pd.DataFrame] = {}
         self.dropped: dict[str, int] = {}
 

@@ -55,7 +55,9 @@ def _evaluate_vqa(model, data, split, kept, batch_size, device, **_):
     frame = data.split(split)
     predicted = _logits(model, data, split, kept, batch_size, device).argmax(-1)
     answers = [data.labels[i] for i in predicted.tolist()]
-    metrics = vqa_score(answers, list(frame["answers"]), list(frame["answer_type"]))
+    metrics = vqa_score(
+        answers, list(frame["answers"]), list(frame["answer_type"]), **data.metric_options
+    )
     return metrics, pd.DataFrame({"sample_id": frame["sample_id"], "prediction": answers})
 
 

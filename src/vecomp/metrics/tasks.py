@@ -6,9 +6,9 @@
   example's group is its identifier with the pair-id field blanked (``dev-850-0-0`` and
   ``dev-850-1-0`` share a sentence); callers pass that group id.
 - ``vqa_score``: the GT-Vision-Lab VQA evaluation (``vqaEval.py``): each prediction gets
-  ``vecomp.metrics.vqa.vqa_accuracy`` (official normalisation, then for each of the ten human
-  answers min(1, matches among the other nine / 3), averaged), the mean over questions overall
-  and per answer type ("yes/no", "number", "other").
+  ``vecomp.metrics.vqa.vqa_accuracy`` (the official normalisation where the annotators disagree,
+  then for each of the ten human answers min(1, matches among the other nine / 3), averaged),
+  the mean over questions overall and per answer type ("yes/no", "number", "other").
 - ``retrieval_recall``: image-text retrieval Recall@K (Flickr30K, COCO) in the sense every V+L
   paper reports: the *hit rate* - a query scores 1 if ANY of its ground-truth items is in its top
   K, else 0, averaged over queries. For image->text an image has several captions (typically 5),
@@ -64,8 +64,12 @@ def vqa_score(
     predictions: Sequence[str],
     human_answers: Sequence[Sequence[str]],
     answer_types: Sequence[str] | None = None,
+    normalise_unanimous: bool = False,
 ) -> dict[str, float]:
-    """VQA accuracy in percent: {"accuracy": overall, "accuracy/<answer type>": per type}."""
+    """VQA accuracy in percent: {"accuracy": overall, "accuracy/<answer type>": per type}.
+
+    ``normalise_unanimous`` departs from the official evaluator (``vecomp.metrics.vqa``).
+    """
     _check_lengths("VQA score", predictions, human_answers, "predictions", "human_answers")
     if answer_types is not None and len(answer_types) != len(predictions):
         raise VecompError(
@@ -78,7 +82,7 @@ def vqa_score(
             raise VecompError(
                 f"VQA score: question {i} needs a list of human answers; got {answers!r}"
             )
-        scores.append(vqa_accuracy(pred, answers))
+        scores.append(vqa_accuracy(pred, answers, normalise_unanimous))
     result = {"accuracy": 100.0 * sum(scores) / len(scores)}
     if answer_types is not None:
         by_type: dict[str, list[float]] = defaultdict(list)

@@ -3,13 +3,18 @@
 train2014 is the training split. The official test split is scored only by the evaluation
 server, so val2014 is divided by image into dev and test halves (a stable hash of the image id),
 as offline VQAv2 studies do; no image lies in both.
+
+A question's label is its annotation's ``multiple_choice_answer`` (the official most frequent
+answer, which breaks ties its own way), normalised as the literature's answer vocabularies are;
+annotations without one fall back to the most frequent normalised answer. The ten ``answers``
+are kept as released, for soft-score targets and VQA accuracy.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from ...metrics.vqa import majority_answer
+from ...metrics.vqa import majority_answer, normalize_answer
 from . import Parsed, member, missing_keys, read_json_object, register
 
 QUESTIONS = "vqav2/v2_Questions_{}_mscoco.zip"
@@ -19,6 +24,15 @@ ANNOTATIONS = "vqav2/v2_Annotations_{}_mscoco.zip"
 def val_half(image_id: str) -> str:
     """dev or test for a val2014 image, stable across runs and machines."""
     return "dev" if hashlib.sha1(image_id.encode()).digest()[0] % 2 == 0 else "test"
+
+
+def _is_text(value) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _label(annotation: dict, answers: list[str]) -> str:
+    official = annotation.get("multiple_choice_answer")
+    return normalize_answer(official) if official is not None else majority_answer(answers)
 
 
 @register("vqav2")
@@ -45,6 +59,8 @@ def parse(files) -> Parsed:
             if problem is None and not all(isinstance(a, dict) and "answer" in a
                                            for a in ann["answers"]):  # fmt: skip
                 problem = "an entry of 'answers' has no 'answer'"
+            if problem is None and not _is_text(ann.get("multiple_choice_answer", "-")):
+                problem = "'multiple_choice_answer' is not a non-empty string"
             if problem:
                 parsed.bad(split, where, problem)
                 continue
@@ -54,7 +70,7 @@ def parse(files) -> Parsed:
                 "image_id": str(q["image_id"]),
                 "text": q["question"],
                 "answers": answers,
-                "answer": majority_answer(answers),
+                "answer": _label(ann, answers),
                 "question_type": ann["question_type"],
                 "answer_type": ann["answer_type"],
             })  # fmt: skip
