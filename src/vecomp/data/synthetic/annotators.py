@@ -1,41 +1,55 @@
-"""Ten simulated VQA annotators per question, disagreeing the way people do.
+"""Ten simulated VQA annotators per question, written as the released VQAv2 files write them.
 
-Most write the right answer in their own words ("2", "two", "Yes", "a circle", "red."), which the
-official answer normalisation must undo; some answer wrongly, more often on hard questions.
+The released answers are normalised already (lower case, digits, no articles or punctuation),
+so the annotators write the normalised form; they disagree the way people do (some answer
+wrongly, more often on hard questions). Real files also hold questions on which the annotators
+split evenly, five against five or four-four-two (about 4% of VQAv2, mostly 5-5), where the
+first answer seen is not always the official ``multiple_choice_answer``: those patterns are
+planted here too, in shuffled order, so a parser that recomputes a majority is caught.
 """
 
 from __future__ import annotations
 
 import random
-
-from .words import NUMBER_WORDS, article
+from collections import Counter
 
 N_ANNOTATORS = 10
+TIE_PATTERNS = {(5, 5): 0.06, (4, 4, 2): 0.02}  # share of questions with each planted split
 
 
-def _surface(answer: str, rng: random.Random) -> str:
-    """One person's way of writing a correct answer."""
-    if answer.isdigit() and rng.random() < 0.25:
-        return NUMBER_WORDS[int(answer)]
+def _answers(answer: str, wrong: list[str], rng: random.Random) -> list[str]:
+    """Ten answers: a planted tie pattern (truth first among the tied), or independent people."""
     roll = rng.random()
-    if roll < 0.1:
-        return answer.capitalize()
-    if roll < 0.15:
-        return answer + "."
-    if roll < 0.2 and not answer.isdigit() and answer not in ("yes", "no"):
-        return f"the {answer}" if rng.random() < 0.5 else f"{article(answer)} {answer}"
-    return answer
-
-
-def annotate(answer: str, space: tuple[str, ...], rng: random.Random) -> list[dict]:
-    """Ten answers in the official annotation format (answer, answer_confidence, answer_id)."""
+    for pattern, share in TIE_PATTERNS.items():
+        if roll < share and len(wrong) >= len(pattern) - 1:
+            others = rng.sample(wrong, len(pattern) - 1)
+            answers = [a for a, n in zip([answer, *others], pattern, strict=True) for _ in range(n)]
+            rng.shuffle(answers)
+            return answers
+        roll -= share
     p_correct = rng.uniform(0.7, 1.0)
+    return [answer if rng.random() < p_correct or not wrong else rng.choice(wrong)
+            for _ in range(N_ANNOTATORS)]  # fmt: skip
+
+
+def official_answer(answers: list[str], truth: str) -> str:
+    """The most frequent answer; among tied answers the one the question was drawn for (the
+    released files break ties their own way, not by first occurrence)."""
+    counts = Counter(answers)
+    top = max(counts.values())
+    tied = sorted(a for a, n in counts.items() if n == top)
+    return truth if truth in tied else tied[0]
+
+
+def annotate(answer: str, space: tuple[str, ...], rng: random.Random) -> tuple[list[dict], str]:
+    """Ten answers in the official annotation format (answer, answer_confidence, answer_id), and
+    the question's ``multiple_choice_answer``."""
     wrong = [a for a in space if a != answer]
-    answers = []
-    for answer_id in range(1, N_ANNOTATORS + 1):
-        correct = rng.random() < p_correct or not wrong
-        given = _surface(answer if correct else rng.choice(wrong), rng)
-        confidence = rng.choices(("yes", "maybe", "no"), (0.85, 0.12, 0.03) if correct else
-                                 (0.5, 0.35, 0.15))[0]  # fmt: skip
-        answers.append({"answer": given, "answer_confidence": confidence, "answer_id": answer_id})
-    return answers
+    given = _answers(answer, wrong, rng)
+    annotations = []
+    for answer_id, text in enumerate(given, start=1):
+        weights = (0.85, 0.12, 0.03) if text == answer else (0.5, 0.35, 0.15)
+        confidence = rng.choices(("yes", "maybe", "no"), weights)[0]
+        annotations.append({"answer": text, "answer_confidence": confidence,
+                            "answer_id": answer_id})  # fmt: skip
+    return annotations, official_answer(given, answer)

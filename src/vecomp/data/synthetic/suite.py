@@ -43,9 +43,9 @@ class SuiteSpec:
             "gqa": {"train": 300, "val": 60, "testdev": 60},
         }
     )
-    nlvr2_sets: dict = field(default_factory=lambda: {"train": 400, "dev": 60, "test1": 60})
-    nlvr2_pairs_per_set: int = 2
-    nlvr2_sentences_per_set: int = 1
+    nlvr2_sets: dict = field(default_factory=lambda: {"train": 200, "dev": 60, "test1": 60})
+    nlvr2_pairs_per_set: int = 4  # NLVR2's sets: up to four pairs and two sentences
+    nlvr2_sentences_per_set: int = 2
     nlvr2_statements: tuple[str, ...] = tuple(PAIR_STATEMENTS)  # families (statements.py)
     questions_per_image: dict = field(default_factory=lambda: {"vqav2": 6, "gqa": 6, "snli_ve": 6})
     probes: dict = field(default_factory=dict)  # task -> probe kinds replacing its templates
@@ -98,8 +98,15 @@ def in_split_order(pool: str, sizes: dict) -> dict:
     return {split: sizes[split] for split in SPLIT_ORDER[pool]}
 
 
-# Where each pool's images live inside its archive(s), as in the real downloads.
 ID_BASE = {"coco": 100_000, "flickr30k": 1_000_000_000, "gqa": 2_300_000}
+
+
+def _image_id(pool: str, number: int) -> str:
+    """GQA's ids are not all numbers: some images come from other sources as ``n406334``."""
+    return f"n{number}" if pool == "gqa" and number % 5 == 0 else str(number)
+
+
+NLVR2_JPEG_SHARE = 0.3  # NLVR2 ".png" files that hold JPEG bytes, as many real ones do
 
 
 def _image_bytes(scene: Scene, size: int, fmt: str) -> bytes:
@@ -113,9 +120,10 @@ def _image_bytes(scene: Scene, size: int, fmt: str) -> bytes:
 
 
 def _nlvr2_member(split: str, image_id: str) -> str:
-    """NLVR2 keeps train images in numbered sub-folders (the ``directory`` field)."""
+    """Where the real zips keep an image: train_img.zip under ``images/train/<directory>/`` (the
+    rows' ``directory`` field), dev_img.zip and test1_img.zip under ``<split>/``."""
     if split == "train":
-        return f"train/{int(image_id.split('-')[1]) % 100}/{image_id}.png"
+        return f"images/train/{int(image_id.split('-')[1]) % 100}/{image_id}.png"
     return f"{split}/{image_id}.png"
 
 
@@ -133,7 +141,9 @@ class SuiteBuilder:
         rng, next_id, out = self.rng(f"scenes:{pool}"), ID_BASE[pool], {}
         for split, n in self.spec.images[pool].items():
             out[split] = [
-                sample_scene(rng, str(next_id + i), self.spec.objects_per_image, occluder_prob)
+                sample_scene(
+                    rng, _image_id(pool, next_id + i), self.spec.objects_per_image, occluder_prob
+                )
                 for i in range(n)
             ]
             next_id += n
@@ -152,9 +162,11 @@ class SuiteBuilder:
             (data,) = members.values()
             path.write_bytes(data)
 
-    def images(self, key: str, named: dict[str, Scene], fmt: str = "JPEG") -> None:
-        size = self.spec.image_size
-        self.write(key, {name: _image_bytes(s, size, fmt) for name, s in named.items()})
+    def images(self, key: str, named: dict[str, Scene], formats: dict[str, str] | None = None):
+        """An archive of rendered scenes: JPEG unless ``formats`` names another per member."""
+        size, formats = self.spec.image_size, formats or {}
+        self.write(key, {name: _image_bytes(s, size, formats.get(name, "JPEG"))
+                         for name, s in named.items()})  # fmt: skip
 
     def build(self) -> None:
         spec = self.spec
@@ -208,9 +220,12 @@ class SuiteBuilder:
         )  # fmt: skip
         for name, data in files.items():
             self.write(f"nlvr2/{name}", {name: data})
+        formats_rng = self.rng("nlvr2:formats")
         for split, scenes in images.items():
             named = {_nlvr2_member(split, s.image_id): s for s in scenes}
-            self.images(f"nlvr2/{split}_img.zip", named, fmt="PNG")
+            formats = {name: "JPEG" if formats_rng.random() < NLVR2_JPEG_SHARE else "PNG"
+                       for name in named}  # fmt: skip
+            self.images(f"nlvr2/{split}_img.zip", named, formats)
         self.scene_graphs["nlvr2"] = [s.to_json() for v in images.values() for s in v]
 
     def _karpathy(self, coco, flickr):
@@ -231,7 +246,7 @@ class SuiteBuilder:
             for s in scenes
         ]
         self.write("karpathy/caption_datasets.zip", {
-            "dataset_coco.json": datasets.karpathy(coco_images, "coco", rng),
+            "dataset_coco.json": datasets.karpathy(coco_images, "coco", rng, coco_quirks=True),
             "dataset_flickr30k.json": datasets.karpathy(flickr_images, "flickr30k", rng),
         })  # fmt: skip
 
