@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import ijson
+
 from ...errors import VecompError
 from ..registry import UnknownNameError
 
@@ -84,14 +86,57 @@ def member(files: dict[str, Path], key: str, name: str | None = None) -> Path:
 
 
 def read_json(path: Path):
+    """A whole (small) JSON file. The official formats' large files are streamed instead
+    (``stream_members``, ``stream_items``)."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise FormatError(f"{path} is not valid JSON: {err}") from err
 
 
+def _check_top_level_object(path: Path) -> None:
+    """Every official format here holds one JSON object; say so before streaming it."""
+    with path.open("rb") as handle:
+        first = handle.read(4096).lstrip()[:1]
+    if first != b"{":
+        kinds = {
+            b"[": "list",
+            b'"': "str",
+            b"t": "bool",
+            b"f": "bool",
+            b"n": "null",
+            b"": "nothing",
+        }
+        kind = kinds.get(first, "a number" if first in b"-0123456789" else f"{first!r}")
+        raise FormatError(f"{path} must hold a JSON object at the top level, not {kind}")
+
+
+def _streamed(path: Path, events) -> Iterator:
+    """Values from an ijson iterator, with invalid JSON (anywhere in the file, reported when
+    the stream reaches it) as a FormatError naming the file."""
+    _check_top_level_object(path)
+    with path.open("rb") as handle:
+        try:
+            yield from events(handle)
+        except ijson.JSONError as err:
+            raise FormatError(f"{path} is not valid JSON: {err}") from err
+
+
+def stream_members(path: Path) -> Iterator[tuple[str, object]]:
+    """(key, value) of each member of a JSON file's top-level object, one at a time, so that a
+    parser holds what it keeps of a GB-sized file (GQA's train questions: ~1.4 GB), not the file.
+    The file must be valid JSON to its end; numbers come as int or float."""
+    return _streamed(path, lambda handle: ijson.kvitems(handle, "", use_float=True))
+
+
+def stream_items(path: Path, key: str) -> Iterator[object]:
+    """The items of the array under the top-level ``key`` of a JSON file, one at a time (VQAv2's
+    annotations, Karpathy's images); none if there is no such array."""
+    return _streamed(path, lambda handle: ijson.items(handle, f"{key}.item", use_float=True))
+
+
 def read_json_object(path: Path) -> dict:
-    """A JSON file whose top level must be an object (every official format here is one)."""
+    """A small JSON file whose top level must be an object."""
     data = read_json(path)
     if not isinstance(data, dict):
         raise FormatError(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from . import Parsed, member, read_json_object, register
+from . import Parsed, member, register, stream_items
 
 SPLITS = {"train": "train", "restval": "train", "val": "dev", "test": "test"}
 
@@ -21,8 +21,11 @@ def _image_id(image: dict) -> str:
 def _parse(files, dataset: str) -> Parsed:
     path = member(files, "karpathy/caption_datasets.zip", f"dataset_{dataset}.json")
     parsed = Parsed()
-    for i, image in enumerate(read_json_object(path).get("images", [])):
+    for i, image in enumerate(stream_items(path, "images")):  # ~170 MB for COCO: streamed
         where = f"{path.name}[images][{i}]"
+        if not isinstance(image, dict):
+            parsed.bad("train", where, "not a JSON object")
+            continue
         split = SPLITS.get(image.get("split"))
         if split is None:
             parsed.bad("train", where, f"split {image.get('split')!r} is not one of {list(SPLITS)}")
