@@ -10,14 +10,17 @@ import pandas as pd
 import pytest
 import torch
 
+from tests.fusion_fixtures import toy_task
 from tests.test_fusion_model import _batch, _config
 from vecomp import cli
-from vecomp.analysis import stats, tables
+from vecomp.analysis import inference, stats, tables
 from vecomp.analysis.analyse import ANALYSES, analyse
 from vecomp.analysis.collect import standard
 from vecomp.analysis.figures import FIGURES
 from vecomp.analysis.inference import Ensemble, attention_mass
+from vecomp.fusion.data import TaskData
 from vecomp.fusion.heads import build_task_model
+from vecomp.fusion.train import Run, TrainConfig, train_run
 
 # gqa test accuracy per (encoders, kept) and seed: grid 50/52, patch 40/44, and grid+patch
 # 55/58, which scores 45/47 with patch masked and 30/34 with grid masked.
@@ -119,6 +122,32 @@ def test_an_ensemble_averages_its_members_probabilities_on_their_own_encoders():
     assert torch.allclose(ensemble(batch), expected)
     keep = torch.tensor([[True, True]]).expand(3, -1)
     assert torch.allclose(ensemble(batch, keep), expected)
+
+
+@pytest.mark.parametrize("preload", [True, False])
+def test_analyse_task_reads_the_features_as_its_runs_were_trained(tmp_path, monkeypatch, preload):
+    """The paper profile trains with preload_features: false (its stores, every image of a task
+    from three encoders, exceed memory): the analysis must not load them whole either."""
+    paths = toy_task(tmp_path, "gqa", "classification")
+    stores = {"sees_a": paths["stores"]["sees_a"]}
+    data = TaskData("gqa", paths["prepared"], paths["text"], stores, preload=preload)
+    train = TrainConfig(epochs=1, batch_size=64, device="cpu", preload_features=preload)
+    model = {"width": 16, "layers": 1, "heads": 2, "ffn": 32}
+    train_run(Run("gqa", ("sees_a",), 0, 0.0), data, model, train, tmp_path / "run")
+    preloads = []
+
+    class Recording(TaskData):
+        def __init__(self, *args, preload=True, **kwargs):
+            preloads.append(preload)
+            super().__init__(*args, preload=preload, **kwargs)
+
+    monkeypatch.setattr(inference, "TaskData", Recording)
+    assert cli.main(["analyse-task", "--task", "gqa", "--prepared", str(paths["prepared"]),
+                     "--text", str(paths["text"]), "--store", f"sees_a={stores['sees_a']}",
+                     "--runs", str(tmp_path / "run"), "--samples", "8", "--device", "cpu",
+                     "--out", str(tmp_path / "analysis")]) == 0  # fmt: skip
+    assert preloads == [preload]
+    assert (tmp_path / "analysis" / "attention.csv").exists()
 
 
 def _task_tables(folder):

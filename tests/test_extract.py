@@ -70,6 +70,29 @@ def test_region_store_keeps_variable_token_counts(pool, tmp_path):
     assert batch["tokens"].shape[1] <= 5 and batch["mask"].any(dim=1).all()
 
 
+def test_region_extraction_takes_images_of_different_sizes_in_one_batch(tmp_path):
+    """Real pools mix sizes and orientations (COCO: 640x480, 480x640, 640x427, ...). The
+    detector keeps each image's size (its own transform resizes and pads), so a batch cannot be
+    one stacked tensor: each image's regions are those it gets alone, boxes in its own frame."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, size in enumerate([(40, 30), (30, 40), (32, 32)]):
+        Image.new("RGB", size, (80 * i, 200 - 60 * i, 90)).save(folder / f"{2000 + i}.png")
+    index = index_pool("gqa", [folder])
+    index.to_parquet(tmp_path / "pool.parquet")
+    assert run(str(tmp_path / "pool.parquet"), tmp_path / "regions", REGION) == 0
+    store = FeatureStore(tmp_path / "regions")
+    torch.manual_seed(0)
+    encoder = create_encoder(REGION)
+    for image_id, path in zip(index.image_id, index.path, strict=True):
+        image = encoder.transform()(Image.open(path).convert("RGB"))
+        with torch.no_grad():
+            alone = encoder(image[None])
+        tokens, boxes = store.get(image_id)
+        assert torch.allclose(tokens, alone.tokens[0].half().float(), atol=1e-3)
+        assert torch.allclose(boxes, alone.boxes[0].half().float(), atol=1e-3)
+
+
 def test_killed_extraction_resumes_to_identical_bytes(pool, tmp_path, monkeypatch):
     _, path = pool
     run(path, tmp_path / "whole")

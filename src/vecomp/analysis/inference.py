@@ -148,8 +148,8 @@ def load_model(folder: Path):
 
 
 def describe_runs(folders: list[Path]) -> dict:
-    """``{folder: run}`` (task, encoders, seed, ve_dropout, pool_grid) from each checkpoint;
-    the models themselves are loaded one at a time where they are used."""
+    """``{folder: run}`` (task, encoders, seed, ve_dropout, pool_grid, preload) from each
+    checkpoint; the models themselves are loaded one at a time where they are used."""
     runs = {}
     for folder in folders:
         path = folder / "checkpoint.pt"
@@ -157,7 +157,8 @@ def describe_runs(folders: list[Path]) -> dict:
             raise VecompError(f"{folder} has no checkpoint.pt: train that run first")
         checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
         run = checkpoint["run"] | {"encoders": tuple(checkpoint["run"]["encoders"])}
-        runs[folder] = run | {"pool_grid": checkpoint["pool_grid"]}
+        preload = checkpoint["train_config"].get("preload_features", True)
+        runs[folder] = run | {"pool_grid": checkpoint["pool_grid"], "preload": preload}
     return runs
 
 
@@ -176,7 +177,10 @@ def pool_grid_of(runs: dict) -> dict[str, int]:
 
 def analyse_task(task, prepared, text, stores, folders, samples, out, options, device) -> None:
     runs = describe_runs(folders)
-    data = TaskData(task, prepared, text, stores, pool_grid_of(runs))
+    # features as the runs read them: the paper profile's stores (every image of the task, three
+    # encoders: tens of GB) stay on disk and are read per batch (train.preload_features: false)
+    preload = all(run["preload"] for run in runs.values())
+    data = TaskData(task, prepared, text, stores, pool_grid_of(runs), preload=preload)
     batch = to_device(_sample_batch(data, samples), device)
     attention = []
     with autocast(device):

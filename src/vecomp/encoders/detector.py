@@ -154,9 +154,10 @@ class FasterRCNNRegionEncoder(VisionEncoder):
             return torch.tensor([[0.0, 0.0, width, height]], device=boxes.device)
         return boxes[keep]
 
-    def forward(self, images: torch.Tensor) -> EncoderOutput:
+    def forward(self, images: torch.Tensor | list[torch.Tensor]) -> EncoderOutput:
+        """``images``: a [B, 3, H, W] batch or a list of [3, H, W] images of different sizes
+        (the detector's transform resizes each and pads them to one batch)."""
         model = self.model
-        batch, _, height, width = images.shape
         image_list, _ = model.transform(list(images))
         features = model.backbone(image_list.tensors)
         features = features if isinstance(features, dict) else {"0": features}

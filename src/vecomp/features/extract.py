@@ -57,8 +57,17 @@ class PoolImages(Dataset):
 def _collate(items):
     good = [(i, t) for i, t, e in items if e is None]
     bad = [(i, e) for i, _, e in items if e is not None]
-    images = torch.stack([t for _, t in good]) if good else None
+    images = _stack([t for _, t in good]) if good else None
     return [i for i, _ in good], images, bad
+
+
+def _stack(images: list[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
+    """One [B, 3, H, W] tensor when the images share a size (grid and patch encoders resize
+    them); else the list: a detector keeps each image's size and its own transform resizes and
+    pads them (real pools mix sizes and orientations, e.g. COCO's 640x480 and 480x640)."""
+    if all(t.shape == images[0].shape for t in images):
+        return torch.stack(images)
+    return images
 
 
 def _fail_on_bad(bad: list[tuple[str, str]], pool: str) -> None:
@@ -103,7 +112,10 @@ def extract_pool(
 
 @torch.inference_mode()
 def _encode(encoder, images, device):
-    images = images.to(device, non_blocking=True)
+    if isinstance(images, list):
+        images = [image.to(device, non_blocking=True) for image in images]
+    else:
+        images = images.to(device, non_blocking=True)
     with autocast(device):
         out = encoder(images)
     return out.tokens.float().cpu(), out.boxes.float().cpu(), out.mask.cpu()
