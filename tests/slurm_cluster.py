@@ -42,17 +42,29 @@ class ClusterError(RuntimeError):
     """The cluster could not be installed or started; the message says which step and why."""
 
 
+def cannot_run_here() -> str | None:
+    """Why this machine cannot run the test cluster at all (None if it can): its programs are
+    missing and cannot be installed, or it is not root (slurmd runs as root)."""
+    missing = [p for p in PROGRAMS if not _which(p)]
+    if os.geteuid() != 0:
+        return (
+            "the one-node SLURM test cluster needs root (slurmd runs as root"
+            + (f"; {', '.join(missing)} missing and apt-get needs root too" if missing else "")
+            + "); CI runs it as root"
+        )
+    if missing and not shutil.which("apt-get"):
+        return f"{', '.join(missing)} not found and no apt-get to install {' '.join(PACKAGES)}"
+    return None
+
+
 def install_packages() -> None:
     """Install Debian's SLURM, munge and MariaDB packages when a program is missing."""
     missing = [p for p in PROGRAMS if not _which(p)]
     if not missing:
         return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise ClusterError(
-            f"{', '.join(missing)} not found, and installing them needs root and apt-get. "
-            f"Install {' '.join(PACKAGES)} (Debian/Ubuntu), or deselect these tests with "
-            "-m 'not slurm'."
-        )
+    reason = cannot_run_here()
+    if reason:
+        raise ClusterError(reason)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES]
     for command in (["apt-get", "update", "-q"], install):
