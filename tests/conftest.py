@@ -1,8 +1,22 @@
-"""Shared test setup: offline hubs and no DVC analytics, whatever the caller's environment."""
+"""Shared test setup: offline hubs and no DVC analytics, whatever the caller's environment;
+the tiny config's local end-to-end run, which the workflow and SLURM tests compare against."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """tests/config/config.yaml run end to end with `snakemake --cores 2` in a fresh copy."""
+    from .workflow_helpers import TINY, copy_project, run
+
+    work = copy_project(tmp_path_factory.mktemp("snakemake"), TINY)
+    run(["snakemake", "--cores", "2"], work)
+    return work

@@ -53,7 +53,8 @@ def write_texts(root: Path, texts: list[str]) -> Path:
     hidden = torch.randn(len(texts), 3, TEXT_DIM, generator=torch.Generator().manual_seed(2))
     lengths = torch.tensor([2 + i % 2 for i in range(len(texts))])
     hidden[0::2, 2] = 0  # the shorter (even) texts are zero-padded
-    return write_text_store(root / "text", texts, hidden, lengths, {"model": "toy"})
+    rows = {"hidden": hidden.half()}
+    return write_text_store(root / "text", texts, rows, lengths, {"model": "toy"})
 
 
 def _rows(kind: str, split: str, n: int, image_ids: list[str], attributes) -> pd.DataFrame:

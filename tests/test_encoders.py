@@ -22,10 +22,16 @@ from vecomp.encoders.weights import MissingWeightsError
 VIT = {"img_size": 32, "patch_size": 8, "embed_dim": 64, "depth": 2, "num_heads": 2}
 
 
-def _hf_folder(tmp_path_factory, name: str, model) -> str:
+def _hf_folder(tmp_path_factory, name: str, model, size: int) -> str:
+    """The model with an image processor that hands it ``size`` px, as a checkpoint's does."""
     folder = tmp_path_factory.mktemp(name)
     model.save_pretrained(folder)
-    CLIPImageProcessor(image_mean=[0.5] * 3, image_std=[0.25] * 3).save_pretrained(folder)
+    CLIPImageProcessor(
+        image_mean=[0.5] * 3,
+        image_std=[0.25] * 3,
+        size={"shortest_edge": size},
+        crop_size={"height": size, "width": size},
+    ).save_pretrained(folder)
     return str(folder)
 
 
@@ -43,10 +49,12 @@ def specs(tmp_path_factory) -> dict[str, dict]:
         "timm_grid": ({"type": "timm_grid", "model": "resnet10t"}, "grid", None, 512),
         "timm_patch": ({"type": "timm_patch", "model": "vit_tiny_patch16_224",
                         "model_kwargs": VIT}, "patch", 1 + 16, 64),
-        "hf_clip": ({"type": "hf_patch", "model": _hf_folder(tmp_path_factory, "clip", clip)},
+        "hf_clip": ({"type": "hf_patch",
+                     "model": _hf_folder(tmp_path_factory, "clip", clip, 32)},
                     "patch", 1 + 16, 32),
-        "hf_dinov2": ({"type": "hf_patch", "model": _hf_folder(tmp_path_factory, "dino", dino)},
-                      "patch", 1 + 4, 32),
+        "hf_dinov2": ({"type": "hf_patch",  # config says 28 px, its processor serves 42
+                       "model": _hf_folder(tmp_path_factory, "dino", dino, 42)},
+                      "patch", 1 + 9, 32),
         "frcnn_mini": ({"type": "torchvision_frcnn", "arch": "fasterrcnn_mini",
                         "arch_kwargs": {"num_classes": 5, "image_size": 32}, "max_regions": 6,
                         "min_score": 0.0}, "region", None, 256),
@@ -56,6 +64,9 @@ def specs(tmp_path_factory) -> dict[str, dict]:
         "probe_color": ({"type": "attribute_probe", "sees": "color"}, "probe", None, 7),
         "probe_shape": ({"type": "attribute_probe", "sees": "shape"}, "probe", None, 65),
         "probe_position": ({"type": "attribute_probe", "sees": "position"}, "probe", None, 3),
+        # imported from files, not computed from images: tests/test_bottom_up.py
+        "precomputed": ({"type": "precomputed", "files": {"coco": ["x.tsv"]}}, "region", None,
+                        2048),
     }  # fmt: skip
 
 

@@ -26,8 +26,9 @@ def test_cli_unknown_command_fails_with_the_list(capsys):
 def test_every_command_module_has_a_main():
     import importlib
 
-    for module, _ in cli.COMMANDS.values():
-        assert callable(importlib.import_module(module).main), module
+    for target, _ in cli.COMMANDS.values():
+        module, _, function = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), function or "main")), target
 
 
 def test_conda_env_has_the_same_dependencies_as_pyproject():

@@ -12,9 +12,7 @@ import yaml
 
 from vecomp.data.registry import POOLS, TASKS
 
-from .workflow_helpers import ROOT, copy_project, run, tree_digest
-
-TINY = ROOT / "tests" / "config" / "config.yaml"
+from .workflow_helpers import ROOT, TINY, copy_project, run, tree_digest
 
 
 def dvc_outputs(dvc_yaml: Path) -> list[str]:
@@ -96,14 +94,6 @@ def test_bad_config_stops_before_any_job(tmp_path, patch, expected):
     assert result.returncode != 0
     assert expected in result.stdout + result.stderr
     assert not (work / "results" / "synthetic").exists()
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    """The tiny config run end to end with `snakemake --cores 2`."""
-    work = copy_project(tmp_path_factory.mktemp("snakemake"), TINY)
-    run(["snakemake", "--cores", "2"], work)
-    return work
 
 
 @pytest.mark.slow
@@ -281,3 +271,28 @@ def test_editing_package_code_reruns_exactly_the_jobs_that_run_it(tiny_run):
     finally:
         baselines.write_text(original)
     assert "Nothing to be done" in run(["snakemake", "-n"], tiny_run).stdout
+
+
+@pytest.mark.slow
+def test_an_lm_initialised_sweep_tokenises_trains_and_analyses(tiny_run, tmp_path):
+    """tests/config/pretrained.yaml (MiniLM continued over the joint sequence) on the tiny
+    run's data and stores: the texts are tokenised, never encoded, and every later phase runs."""
+    work = tmp_path / "work"
+    shutil.copytree(tiny_run, work, symlinks=True)
+    shutil.copy2(ROOT / "tests" / "config" / "pretrained.yaml", work / "config" / "config.yaml")
+    planned = planned_jobs(run(["snakemake", "-n"], work).stdout)
+    rules = {rule for rule, _ in planned}
+    assert "tokenize_text" in rules and "encode_text" not in rules
+    assert not rules & {"extract_features", "prepare", "pretrain_encoder"}  # reused as they are
+    run(["snakemake", "--cores", "2"], work)
+    config = yaml.safe_load((work / "config" / "config.yaml").read_text())
+    for task in config["tasks"]:
+        info = json.loads((work / "results" / "text" / task / "info.json").read_text())
+        assert info["content"] == "token_ids", task
+        metrics = json.loads(
+            (work / f"results/runs/{task}/grid+patch/seed0-vedrop0/metrics.json").read_text()
+        )
+        assert metrics["parameters"] > 22_000_000, task  # MiniLM's layers are in every model
+    attention = pd.read_csv(work / "results" / "analysis" / "tasks" / "vqav2" / "attention.csv")
+    assert set(attention.layer) == set(range(1, 7))  # MiniLM's six layers
+    assert "Nothing to be done" in run(["snakemake", "-n"], work).stdout

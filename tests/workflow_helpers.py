@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "config" / "config.yaml"  # the tiny config of the end-to-end tests
 
 
 def tool_env() -> dict[str, str]:

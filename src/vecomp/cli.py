@@ -1,7 +1,8 @@
 """``vecomp <command>``: one entry point for every pipeline step.
 
-Each command is a module with ``main(argv) -> int``; Snakemake rules, DVC stages and tests call
-the same commands. Modules load only when their command runs, so ``vecomp --help`` is instant.
+Each command is a module with ``main(argv) -> int`` (or ``module:function``); Snakemake rules,
+DVC stages and tests call the same commands. Modules load only when their command runs, so
+``vecomp --help`` is instant.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrain": ("vecomp.encoders.pretrain", "pretrain a mini encoder on synthetic scenes"),
     "extract-features": ("vecomp.features.extract", "encode an image pool into a feature store"),
     "encode-text": ("vecomp.fusion.text", "cache a task's texts through the language encoder"),
+    "tokenize-text": ("vecomp.fusion.text:tokenize_main", "cache a task's texts as token ids"),
     "train": ("vecomp.fusion.train", "train and evaluate one fusion run of the sweep"),
     "collect": ("vecomp.analysis.collect", "gather the sweep's runs into tables"),
     "analyse-task": ("vecomp.analysis.inference", "attention mass and ensembles of one task"),
@@ -45,9 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"vecomp: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
+    module_name, _, function = COMMANDS[name][0].partition(":")
+    command = getattr(importlib.import_module(module_name), function or "main")
     try:
-        return module.main(rest)
+        return command(rest)
     except VecompError as err:
         print(f"vecomp {name}: error: {err}", file=sys.stderr)
         return 1

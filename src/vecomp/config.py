@@ -70,13 +70,40 @@ def _cross_checks(config: dict) -> list[str]:
             f"{', '.join(config.get('tasks', {}))}"
         )
     problems += _encoder_checks(config.get("encoders") or {})
+    problems += _precomputed_checks(config)
     problems += _model_checks(config.get("model") or {}, config.get("encoders") or {})
     problems += _matched_checks(config)
+    problems += _init_checks(config)
     data = config.get("data", {})
     if data.get("source") == "synthetic" and data.get("mirror"):
         problems.append(
             "data.mirror: the synthetic suite is its own mirror; remove data.mirror or set "
             "data.source: official"
+        )
+    return problems
+
+
+def _init_checks(config: dict) -> list[str]:
+    """model.init fixes the model's sizes and the text model, and cannot be widened."""
+    model = config.get("model") or {}
+    init = model.get("init")
+    if not init:
+        return []
+    problems = []
+    sized = sorted({"width", "layers", "heads", "ffn"} & set(model))
+    if sized:
+        problems.append(f"model: {sized} are fixed by model.init ({init}); remove them")
+    text_model = (config.get("text") or {}).get("model")
+    if text_model != init:
+        problems.append(
+            f"text.model: {text_model!r} differs from model.init {init!r}; the texts are "
+            "tokenised for the model that continues them: set both to the same model"
+        )
+    if (config.get("sweep") or {}).get("matched"):
+        problems.append(
+            "sweep.matched: the parameter-count control widens a model trained from scratch; "
+            "with model.init the width is the pretrained model's: remove sweep.matched or "
+            "model.init"
         )
     return problems
 
@@ -132,12 +159,54 @@ def _encoder_checks(encoders: dict) -> list[str]:
     return problems
 
 
+def _precomputed_checks(config: dict) -> list[str]:
+    """A precomputed encoder names files for every pool the tasks use: registry keys (not in
+    the synthetic suite) or existing local paths."""
+    from .data.registry import pools_for
+
+    tasks = [t for t in config.get("tasks") or {} if t in TASKS]
+    synthetic = (config.get("data") or {}).get("source") == "synthetic"
+    problems = []
+    for name, spec in (config.get("encoders") or {}).items():
+        if not isinstance(spec, dict) or spec.get("type") != "precomputed":
+            continue
+        files = spec.get("files") if isinstance(spec.get("files"), dict) else {}
+        for pool in pools_for(tasks):
+            where = f"encoders.{name}.files.{pool}"
+            if pool not in files:
+                problems.append(
+                    f"{where}: missing; the tasks use image pool {pool!r}: list its feature "
+                    "files (registry keys or paths)"
+                )
+            problems += [
+                f"{where}: {p}" for p in _feature_file_problems(files.get(pool), synthetic)
+            ]
+    return problems
+
+
+def _feature_file_problems(entries: list | None, synthetic: bool) -> list[str]:
+    from .data.registry import FEATURE_FILES
+
+    problems = []
+    for entry in entries or []:
+        if entry in FEATURE_FILES and synthetic:
+            problems.append(
+                f"{entry} is a published file, not part of the synthetic suite; use "
+                "data.source: official or list local TSV paths"
+            )
+        elif entry not in FEATURE_FILES and not Path(str(entry)).exists():
+            problems.append(
+                f"{entry!r} is neither a registry key ({', '.join(FEATURE_FILES)}) nor an "
+                "existing path"
+            )
+    return problems
+
+
 def validate_config(config: dict, schema_path: str | Path) -> dict:
     """Validate ``config`` in place (defaults filled in) and return it; raise ConfigError."""
     schema = yaml.safe_load(Path(schema_path).read_text())
-    problems = _cross_checks(config)
     errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
-    problems += [_describe(e) for e in errors]
+    problems = _cross_checks(config) + [_describe(e) for e in errors]  # defaults filled first
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return config

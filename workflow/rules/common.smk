@@ -29,13 +29,22 @@ validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 DATA = config["data"]
 TASKS = list(config["tasks"])
-FILES = registry.files_for(TASKS)
 POOLS = registry.pools_for(TASKS)
+ENCODERS = config["encoders"]
+# Published feature files that precomputed encoders import: downloaded like dataset files.
+FEATURE_FILES = [
+    key
+    for spec in ENCODERS.values()
+    if spec["type"] == "precomputed"
+    for pool in POOLS
+    for key in spec["files"][pool]
+    if key in registry.FEATURE_FILES
+]
+FILES = registry.files_for(TASKS) + sorted(set(FEATURE_FILES))
 ARCHIVES = {
     registry.get_file(k).stem: k for k in FILES if registry.get_file(k).is_archive
 }
 SYNTHETIC = DATA["source"] == "synthetic"
-ENCODERS = config["encoders"]
 PRETRAINED = [name for name, spec in ENCODERS.items() if "pretrain" in spec]
 FEATURES = config["features"]
 MIRROR = "results/synthetic/mirror"
@@ -72,10 +81,14 @@ CODE = {
         "src/vecomp/encoders/*.py",
         "src/vecomp/features/*.py",
         "src/vecomp/devices.py",
+        "src/vecomp/data/registry.py",
     ],
     "text": ["src/vecomp/fusion/text.py", "src/vecomp/encoders/weights.py"],
     "fusion": [
         "src/vecomp/fusion/*.py",
+        "src/vecomp/io.py",
+        "src/vecomp/errors.py",
+        "src/vecomp/encoders/weights.py",
         "src/vecomp/devices.py",
         "src/vecomp/features/store.py",
         "src/vecomp/metrics/*.py",
@@ -85,6 +98,7 @@ CODE = {
     "inference": [
         "src/vecomp/analysis/inference.py",
         "src/vecomp/fusion/*.py",
+        "src/vecomp/encoders/weights.py",
         "src/vecomp/devices.py",
         "src/vecomp/features/store.py",
         "src/vecomp/metrics/*.py",
@@ -237,6 +251,16 @@ def pretrain_threads(wildcards):
     from vecomp.encoders.pretrain.data import SHARED_DEFAULTS  # imports timm: only when asked
 
     return pretrain_spec(wildcards.encoder).get("threads", SHARED_DEFAULTS["threads"])
+
+
+def precomputed_sources(wildcards):
+    """A precomputed encoder's files for one pool: a registry key's download (or extracted
+    folder), or the local path as given. Other encoders read the pool's images instead."""
+    spec = ENCODERS[wildcards.encoder]
+    if spec["type"] != "precomputed":
+        return []
+    entries = spec["files"][wildcards.pool]
+    return [raw_path(e) if e in registry.FEATURE_FILES else e for e in entries]
 
 
 def encoder_weights(wildcards):

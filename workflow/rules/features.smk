@@ -6,6 +6,7 @@ rule extract_features:
     input:
         pool="results/prepared/pools/{pool}.parquet",
         weights=encoder_weights,
+        sources=precomputed_sources,
     output:
         [store_file("{encoder}", "{pool}", name) for name in STORE_FILES],
     log:
@@ -24,12 +25,13 @@ rule extract_features:
         shard=FEATURES["images_per_shard"],
         device=FEATURES["device"],
         on_bad=FEATURES["on_bad_images"],
+        sources=lambda w, input: f"--sources {' '.join(input.sources)}" if input.sources else "",
     shell:
         "vecomp extract-features --encoder {wildcards.encoder} --spec '{params.spec}'"
         " --pool {wildcards.pool} --pool-index {input.pool} --out {params.folder}"
         " --batch-size {params.batch_size} --workers {params.workers}"
         " --images-per-shard {params.shard} --device {params.device}"
-        " --on-bad-images {params.on_bad} > {log} 2>&1"
+        " --on-bad-images {params.on_bad} {params.sources} > {log} 2>&1"
 
 
 # Phase target: `snakemake features` (what the DVC stage runs).

@@ -3,25 +3,49 @@
 # then gather every run's metrics and masked-inference table.
 
 
-rule encode_text:
-    input:
-        prepared=lambda w: prepared(w.task),
-    output:
-        [text_file("{task}", name) for name in TEXT_FILES],
-    log:
-        "logs/text/{task}.log",
-    conda:
-        "../../envs/vecomp.yaml"
-    params:
-        code=code_hash("text"),
-        model=TEXT["model"],
-        max_length=TEXT["max_length"],
-        layer=TEXT["layer"],
-        folder=lambda w, output: os.path.dirname(output[0]),
-    shell:
-        "vecomp encode-text --prepared results/prepared/{wildcards.task}"
-        " --model {params.model} --max-length {params.max_length} --layer {params.layer}"
-        " --threads {threads} --out {params.folder} > {log} 2>&1"
+if MODEL.get("init"):
+
+    # An LM-initialised fusion model continues the language model: its texts are token ids.
+    rule tokenize_text:
+        input:
+            prepared=lambda w: prepared(w.task),
+        output:
+            [text_file("{task}", name) for name in TEXT_FILES],
+        log:
+            "logs/text/{task}.log",
+        conda:
+            "../../envs/vecomp.yaml"
+        params:
+            code=code_hash("text"),
+            model=MODEL["init"],
+            max_length=TEXT["max_length"],
+            folder=lambda w, output: os.path.dirname(output[0]),
+        shell:
+            "vecomp tokenize-text --prepared results/prepared/{wildcards.task}"
+            " --model {params.model} --max-length {params.max_length}"
+            " --out {params.folder} > {log} 2>&1"
+
+else:
+
+    rule encode_text:
+        input:
+            prepared=lambda w: prepared(w.task),
+        output:
+            [text_file("{task}", name) for name in TEXT_FILES],
+        log:
+            "logs/text/{task}.log",
+        conda:
+            "../../envs/vecomp.yaml"
+        params:
+            code=code_hash("text"),
+            model=TEXT["model"],
+            max_length=TEXT["max_length"],
+            layer=TEXT["layer"],
+            folder=lambda w, output: os.path.dirname(output[0]),
+        shell:
+            "vecomp encode-text --prepared results/prepared/{wildcards.task}"
+            " --model {params.model} --max-length {params.max_length} --layer {params.layer}"
+            " --threads {threads} --out {params.folder} > {log} 2>&1"
 
 
 rule train_fusion:

@@ -62,10 +62,8 @@ def attention_mass(model, batch: dict) -> pd.DataFrame:
     """Rows: layer, query, block, mass, per_token (means over the sample and its text tokens)."""
     out = model.fusion(batch["text"], batch["visual"], attention=True)
     slices = _block_slices(out["blocks"])
-    real = {"cls": torch.ones_like(batch["text"]["mask"][:, :1]), "text": batch["text"]["mask"]}
-    for e, name in enumerate(model.config.encoders):
-        real[name] = batch["visual"][name]["mask"] & out["keep"][:, e : e + 1]
-    text_queries = batch["text"]["mask"].float()
+    real = model.fusion.block_masks(batch["text"], batch["visual"], out["keep"])
+    text_queries = real["text"].float()
     rows = []
     for layer, weights in enumerate(out["attention"], start=1):
         text_rows = weights[:, slices["text"], :]  # [B, T, L]

@@ -131,6 +131,34 @@ FILES: dict[str, RemoteFile] = {
     ]
 }
 
+# Region features pre-extracted by the bottom-up-attention detector, as the field shares them
+# (an encoder `type: precomputed` lists them per pool; see vecomp.features.bottom_up). LXMERT's
+# releases (airsplay/lxmert README): 36 boxes per image, its ten-field layout; the detector's own
+# COCO release (peteanderson80/bottom-up-attention README): 36 boxes, the six-field layout.
+# Nobody publishes Flickr30k features in these layouts: list a TSV you made as a local path.
+_LXMERT = "https://nlp.cs.unc.edu/data/lxmert_data"
+FEATURE_FILES: dict[str, RemoteFile] = {
+    f.key: f
+    for f in [
+        *(
+            RemoteFile(f"lxmert/{name}", f"{_LXMERT}/{folder}/{published}")
+            for name, folder, published in [
+                ("mscoco_train2014_obj36.zip", "mscoco_imgfeat", "train2014_obj36.zip"),
+                ("mscoco_val2014_obj36.zip", "mscoco_imgfeat", "val2014_obj36.zip"),
+                ("vg_gqa_obj36.zip", "vg_gqa_imgfeat", "vg_gqa_obj36.zip"),
+                ("gqa_testdev_obj36.zip", "vg_gqa_imgfeat", "gqa_testdev_obj36.zip"),
+                ("nlvr2_train_obj36.zip", "nlvr2_imgfeat", "train_obj36.zip"),
+                ("nlvr2_valid_obj36.zip", "nlvr2_imgfeat", "valid_obj36.zip"),
+                ("nlvr2_test_obj36.zip", "nlvr2_imgfeat", "test_obj36.zip"),
+            ]
+        ),
+        RemoteFile(
+            "bottom_up/trainval_36.zip",
+            "https://storage.googleapis.com/up-down-attention/trainval_36.zip",
+        ),
+    ]
+}
+
 POOLS: dict[str, ImagePool] = {
     p.name: p
     for p in [
@@ -231,7 +259,7 @@ def get_pool(name: str) -> ImagePool:
 
 
 def get_file(key: str) -> RemoteFile:
-    return _lookup(FILES, key, "file")
+    return _lookup(FILES | FEATURE_FILES, key, "file")
 
 
 def pools_for(tasks: list[str]) -> list[str]:

@@ -129,7 +129,7 @@ class FasterRCNNRegionEncoder(VisionEncoder):
         model = build_detector(arch, weights, arch_kwargs)
         heads = model.roi_heads
         heads.score_thresh, heads.detections_per_img = min_score, 4 * max_regions
-        dim = heads.box_head.fc7.out_features
+        dim = heads.box_predictor.cls_score.in_features  # the box head's width, any head
         t = model.transform
         super().__init__(dim, {"library": "torchvision", "arch": arch, "weights": str(weights),
                                "min_size": list(t.min_size), "max_size": t.max_size,

@@ -1,7 +1,10 @@
 """Patch encoders from transformers vision models (CLIP, SigLIP, DINOv2, ViT).
 
 ``model`` is a hub id or a local folder saved with ``save_pretrained``; the image size, patch
-size, mean and std come from the checkpoint's own config and image processor.
+size, mean and std come from the checkpoint's own config and image processor. The input size is
+the one the image processor hands the model (its crop, else its resize): DINOv2's config says
+518 px, the size it was trained at last, while its processor crops 224 px, as the literature
+extracts it; the whole image is squashed to that size (no crop), so a token's box is its cell.
 """
 
 from __future__ import annotations
@@ -26,6 +29,15 @@ def _load(model: str):
     return getattr(net, "vision_model", net), processor
 
 
+def processor_size(processor) -> int | None:
+    """The square size the processor gives the model: its crop when it crops, else its resize."""
+    crops = getattr(processor, "do_center_crop", False)
+    size = dict(getattr(processor, "crop_size" if crops else "size", None) or {})
+    if size.get("height") and size["height"] == size.get("width"):
+        return int(size["height"])
+    return size.get("shortest_edge")
+
+
 @register_encoder("hf_patch")
 class HFPatchEncoder(VisionEncoder):
     family = "patch"
@@ -33,7 +45,7 @@ class HFPatchEncoder(VisionEncoder):
     def __init__(self, model: str):
         net, processor = _load(model)
         config = net.config
-        size = config.image_size
+        size = processor_size(processor) or config.image_size
         super().__init__(config.hidden_size, {
             "library": "transformers", "model": model, "input_size": [3, size, size],
             "mean": list(processor.image_mean), "std": list(processor.image_std),

@@ -27,7 +27,7 @@ def register_encoder(name: str):
 
 
 def _load_builtin_types() -> None:
-    from . import detector, hf, probe, timm_models  # noqa: F401 - they register themselves
+    from . import detector, hf, precomputed, probe, timm_models  # noqa: F401 - they register themselves
 
 
 def check_spec(spec: dict) -> tuple[type, dict]:

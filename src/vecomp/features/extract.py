@@ -22,11 +22,14 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ..data.registry import get_pool
 from ..devices import autocast, pick_device
 from ..encoders import VisionEncoder, create_encoder
+from ..encoders.precomputed import PrecomputedRegions
 from ..encoders.weights import weights_hash
 from ..errors import VecompError
 from ..io import write_json
+from .bottom_up import BadRecordError, BottomUpError, Catalogue, catalogue, tsv_files
 from .store import StoreWriter
 
 SHOW_OFFENDERS = 10
@@ -108,6 +111,49 @@ def extract_pool(
             encoded = _encode(encoder, images, run_on) if images is not None else None
             _write_batch(writer, ids, positions, encoded, bad, on_bad_images, pool)
             bar.update(len(positions) + len(bad))
+
+
+def import_pool(
+    features: Catalogue,
+    index: pd.DataFrame,
+    writer: StoreWriter,
+    *,
+    on_bad_images: str = "error",
+    pool: str = "",
+) -> None:
+    """Add every image of ``index`` not yet in ``writer`` from precomputed region features, in
+    image-id order (as :func:`extract_pool`). An image the files lack or whose record is
+    malformed counts as unreadable: it stops the run, or is skipped and recorded."""
+    index = index.sort_values("image_id", kind="stable")
+    reasons = {i: e for i, e in zip(index.image_id, index.error, strict=True) if pd.notna(e)}
+    absent = f"not in the precomputed feature files ({len(features.files)} file(s))"
+    reasons |= {i: absent for i in index.image_id if i not in features.where and i not in reasons}
+    if reasons and on_bad_images == "error":
+        _fail_on_bad(sorted(reasons.items()), pool)
+    todo = [i for i in index.image_id if i not in writer.done]
+    for image_id in tqdm(todo, desc=f"import {pool}", unit="img", disable=None):
+        if image_id not in reasons:
+            try:
+                record = features.read(image_id)
+            except BadRecordError as err:
+                reasons[image_id] = str(err)
+        if image_id in reasons:
+            if on_bad_images == "error":
+                _fail_on_bad([(image_id, reasons[image_id])], pool)
+            writer.skip(image_id, reasons[image_id])
+            continue
+        _check_dim(record, writer.dim, features.describe(features.where[image_id]))
+        boxes = torch.from_numpy(record.normalised_boxes())
+        writer.add(image_id, torch.from_numpy(record.features), boxes)
+
+
+def _check_dim(record, dim: int, where: str) -> None:
+    found = record.features.shape[1]
+    if found != dim:
+        raise BottomUpError(
+            f"{where}: image {record.image_id} has {found}-dimensional features, the encoder's "
+            f"dim is {dim}; set the encoder's `dim: {found}` (and re-run)"
+        )
 
 
 @torch.inference_mode()
@@ -206,16 +252,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images-per-shard", type=int, default=1024)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--on-bad-images", choices=("error", "skip"), default="error")
+    parser.add_argument(
+        "--sources", type=Path, nargs="+", default=[], help="a precomputed encoder's files"
+    )
     args = parser.parse_args(argv)
     spec = json.loads(args.spec)
     torch.manual_seed(0)
     encoder = create_encoder(spec)
     index = pd.read_parquet(args.pool_index)
     info = store_info(args.encoder, spec, encoder, args.pool, index)
+    features = None
+    if isinstance(encoder, PrecomputedRegions):  # imported from its files, not computed
+        encoder.sources(args.pool)  # a pool the spec forgot: say so before reading anything
+        features = catalogue(tsv_files(args.sources), get_pool(args.pool).image_id)
+        info["sources"] = features.sources
     start_or_resume(args.out, info)
     with StoreWriter(args.out, encoder.dim, args.images_per_shard, info) as writer:
-        extract_pool(encoder, index, writer, batch_size=args.batch_size, workers=args.workers,
-                     device=args.device, on_bad_images=args.on_bad_images,
-                     pool=args.pool)  # fmt: skip
+        options = {"on_bad_images": args.on_bad_images, "pool": args.pool}
+        if features is not None:
+            import_pool(features, index, writer, **options)
+        else:
+            extract_pool(encoder, index, writer, batch_size=args.batch_size,
+                         workers=args.workers, device=args.device, **options)  # fmt: skip
     print(f"{args.encoder}/{args.pool}: {len(index)} images -> {args.out}")
     return 0

@@ -46,7 +46,7 @@ def _logits(model, data: TaskData, split: str, kept, batch_size: int, device) ->
     outputs = []
     for batch in data.batches(split, batch_size):
         batch = to_device(batch, device)
-        size = batch["text"]["tokens"].shape[0]
+        size = batch["text"]["mask"].shape[0]
         outputs.append(model(batch, _keep_tensor(model, kept, size).to(device)).float().cpu())
     return torch.cat(outputs)
 
@@ -111,7 +111,7 @@ def _by_caption_length(pairs: torch.Tensor, caption_lengths: torch.Tensor) -> to
 
 def _shortlist(model, text, visual, kept, top_k, device, batch_size):
     """Starting scores [images, texts] (float64) and which pairs the matching head must score."""
-    n_images, n_texts = visual[next(iter(visual))]["tokens"].shape[0], text["tokens"].shape[0]
+    n_images, n_texts = visual[next(iter(visual))]["tokens"].shape[0], text["mask"].shape[0]
     if top_k is None or top_k >= min(n_images, n_texts):
         everything = torch.ones(n_images, n_texts, dtype=torch.bool)
         return torch.zeros(n_images, n_texts, dtype=torch.float64), everything

@@ -41,9 +41,8 @@ class TaskModel(nn.Module):
         return _classifier(width, width, outputs)
 
     def keep_mask(self, batch: dict, keep: torch.Tensor | None) -> torch.Tensor:
-        size = batch["text"]["tokens"].shape[0]
+        size, device = batch["text"]["mask"].shape[0], batch["text"]["mask"].device
         n = len(self.config.encoders)
-        device = batch["text"]["tokens"].device
         if keep is None:
             keep = torch.ones(size, n, dtype=torch.bool, device=device)
         if self.training and self.config.ve_dropout > 0 and n > 1:
@@ -90,7 +89,7 @@ class RetrievalModel(TaskModel):
 
     def text_embedding(self, text: dict) -> torch.Tensor:
         """Unimodal caption embedding for the shortlist: the mean projected text token."""
-        tokens = self.fusion.text(text["tokens"])
+        tokens = self.fusion.text(text)
         return F.normalize(self.text_embed(_masked_mean(tokens, text["mask"])), dim=-1)
 
     def image_embedding(self, visual: dict, keep: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ MATCHED_LOG = "logs/runs/{task}/{subset}/seed{seed}-matched.log"
 RUN_FILES = ("metrics.json", "predictions.parquet", "masked.csv", "checkpoint.pt")
 SCHEDULER_KEYS = ("gpus",)  # train settings read by the scheduler, not by `vecomp train`
 RETRIEVAL_KEYS = ("negatives", "rerank_top_k")  # read by retrieval runs only
+PRETRAINED_KEYS = ("lr_pretrained", "layer_decay")  # read only with model.init
 
 
 def encoder_subsets(encoders) -> list[tuple[str, ...]]:
@@ -87,6 +88,8 @@ def train_settings(config: dict, task: str) -> dict:
     unread = set(SCHEDULER_KEYS)
     if get_task(task).kind != "retrieval":
         unread |= set(RETRIEVAL_KEYS)
+    if not (config.get("model") or {}).get("init"):
+        unread |= set(PRETRAINED_KEYS)
     return {k: v for k, v in _merged_train(config, task).items() if k not in unread}
 
 

@@ -7,6 +7,11 @@ encoded once and cached as a *text store*: ``texts.safetensors`` holds ``hidden 
 Training then needs neither the tokenizer nor the language model, and every run of the sweep
 shares the cache.
 
+An LM-initialised fusion model (``model.init``) continues the language model itself, so its
+cache holds token ids instead (``vecomp tokenize-text``: ``ids [N, T]`` int32, zero-padded, the
+same ``lengths`` and ``texts.parquet``; ``info.json`` says ``"content": "token_ids"``): the
+language model never runs before training.
+
 ``model`` is a hub id, a local folder, or the name of a pip package that ships a model folder
 (``PACKAGED_MODELS``); the last works offline.
 """
@@ -101,6 +106,33 @@ def encode(texts: list[str], tokenizer, model, max_length: int, batch_size: int,
     return torch.cat(padded), torch.cat(lengths), truncated
 
 
+def load_tokenizer(model: str):
+    from transformers import AutoTokenizer
+
+    source = resolve_model(model)
+    with from_hub(f"the tokenizer of {model!r}", source):
+        return AutoTokenizer.from_pretrained(source)
+
+
+def tokenize(texts: list[str], tokenizer, max_length: int):
+    """Token ids ``[N, T]`` int32 (zero-padded to the longest), lengths ``[N]``, truncated count."""
+    batch = tokenizer(texts, padding="longest", truncation=True, max_length=max_length,
+                      return_tensors="pt")  # fmt: skip
+    full = tokenizer(texts, truncation=False)["input_ids"]
+    ids = batch["input_ids"] * batch["attention_mask"]
+    return ids.int(), batch["attention_mask"].sum(1), sum(len(i) > max_length for i in full)
+
+
+def build_token_store(prepared: Path, out: Path, model: str, max_length: int) -> Path:
+    texts = task_texts(prepared)
+    if not texts:
+        raise TextStoreError(f"no texts in {prepared}: prepare the task first")
+    ids, lengths, truncated = tokenize(texts, load_tokenizer(model), max_length)
+    info = {"content": "token_ids", "model": model, "max_length": max_length,
+            "texts": len(texts), "truncated": truncated}  # fmt: skip
+    return write_text_store(out, texts, {"ids": ids}, lengths, info)
+
+
 def build_text_store(
     prepared: Path, out: Path, model: str, max_length: int, batch_size: int, layer: int = -1
 ) -> Path:
@@ -121,16 +153,15 @@ def build_text_store(
         "texts": len(texts),
         "truncated": truncated,
     }
-    return write_text_store(out, texts, hidden, lengths, info)
+    return write_text_store(out, texts, {"hidden": hidden.half()}, lengths, info)
 
 
-def write_text_store(out: Path, texts: list[str], hidden, lengths, info: dict) -> Path:
-    """Write a text store atomically (``hidden [N, T, D]`` and ``lengths [N]`` in texts' order)."""
+def write_text_store(out: Path, texts: list[str], rows: dict, lengths, info: dict) -> Path:
+    """Write a text store atomically: ``rows`` (``hidden [N, T, D]`` or ``ids [N, T]``) and
+    ``lengths [N]`` in texts' order."""
     with atomic_dir(out) as tmp:
-        save_file(
-            {"hidden": hidden.half().contiguous(), "lengths": lengths.long()},
-            tmp / "texts.safetensors",
-        )
+        tensors = {k: v.contiguous() for k, v in rows.items()} | {"lengths": lengths.long()}
+        save_file(tensors, tmp / "texts.safetensors")
         pd.DataFrame({"text": texts, "row": range(len(texts))}).to_parquet(
             tmp / "texts.parquet", index=False
         )
@@ -139,18 +170,23 @@ def write_text_store(out: Path, texts: list[str], hidden, lengths, info: dict) -
 
 
 class TextStore:
-    """Cached token states of a task's texts; ``get_batch`` pads to the longest text."""
+    """A task's cached texts (token states, or token ids); ``get_batch`` pads to the longest."""
 
     def __init__(self, folder: Path) -> None:
         folder = Path(folder)
         if not (folder / "texts.safetensors").exists():
             raise TextStoreError(f"no text store at {folder}: run `vecomp encode-text` first")
         tensors = load_file(folder / "texts.safetensors")
-        self.hidden, self.lengths = tensors["hidden"], tensors["lengths"]
+        self.ids = tensors.get("ids")
+        self.hidden, self.lengths = tensors.get("hidden"), tensors["lengths"]
         rows = pd.read_parquet(folder / "texts.parquet")
         self.rows = dict(zip(rows["text"], rows["row"], strict=True))
         self.info = json.loads((folder / "info.json").read_text())
-        self.dim = int(self.hidden.shape[-1])
+        self.dim = int(self.hidden.shape[-1]) if self.hidden is not None else None
+
+    @property
+    def holds_ids(self) -> bool:
+        return self.ids is not None
 
     def rows_of(self, texts) -> torch.Tensor:
         try:
@@ -165,6 +201,8 @@ class TextStore:
         lengths = self.lengths[rows]
         longest = int(lengths.max())
         mask = torch.arange(longest) < lengths[:, None]
+        if self.holds_ids:
+            return {"ids": self.ids[rows, :longest].long(), "mask": mask}
         return {"tokens": self.hidden[rows, :longest].float(), "mask": mask}
 
 
@@ -184,4 +222,19 @@ def main(argv: list[str] | None = None) -> int:
         args.prepared, args.out, args.model, args.max_length, args.batch_size, args.layer
     )
     print(f"text store written to {args.out}")
+    return 0
+
+
+def tokenize_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="vecomp tokenize-text",
+        description="Cache a task's texts as token ids, for an LM-initialised fusion model.",
+    )
+    parser.add_argument("--prepared", type=Path, required=True, help="results/prepared/<task>")
+    parser.add_argument("--model", required=True, help="model.init: whose tokenizer to use")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--max-length", type=int, default=32)
+    args = parser.parse_args(argv)
+    build_token_store(args.prepared, args.out, args.model, args.max_length)
+    print(f"token ids written to {args.out}")
     return 0

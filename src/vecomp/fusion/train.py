@@ -40,6 +40,7 @@ from .data import TaskData, add_task_data_arguments, store_argument, to_device
 from .evaluate import HEADLINE, evaluate, kept_subsets
 from .heads import RetrievalModel, build_task_model
 from .model import FusionConfig
+from .pretrained import architecture, load_pretrained, parameter_groups
 
 RESUME = "resume.pt"
 
@@ -53,6 +54,8 @@ class TrainConfig:
     epochs: int = 6
     batch_size: int = 32
     lr: float = 1e-3
+    lr_pretrained: float | None = None  # model.init's layers and embeddings (None: lr)
+    layer_decay: float = 1.0  # model.init: each layer below the top at this factor of its lr
     weight_decay: float = 0.01
     warmup: float = 0.1  # fraction of all steps
     clip_norm: float = 1.0
@@ -133,6 +136,10 @@ class Trainer:
         torch.manual_seed(run.seed)
         outputs = max(1, len(data.labels))
         self.reference_parameters = None
+        init = model_settings.get("init")
+        _check_text_store(data.text, init)
+        if init:  # the pretrained model fixes the sizes; its hidden size is the text's width
+            model_settings = model_settings | architecture(init)
         if run.matched:
             base = FusionConfig(
                 encoders=run.encoders,
@@ -146,15 +153,18 @@ class Trainer:
         self.config = FusionConfig(
             encoders=run.encoders,
             encoder_dims={e: data.visual.dims[e] for e in run.encoders},
-            text_dim=data.text.dim,
+            text_dim=data.text.dim or model_settings["width"],
             ve_dropout=run.ve_dropout,
             **model_settings,
         )
-        self.model = build_task_model(data.kind, self.config, outputs).to(self.device)
+        self.model = build_task_model(data.kind, self.config, outputs)
+        if init:
+            load_pretrained(self.model.fusion, init)
+        self.model = self.model.to(self.device)
         # foreach: one multi-tensor update per step, also on a CPU (torch's default there is a
         # Python loop over the parameters: 4% of a demo epoch)
         self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay, foreach=True
+            self._parameters(), lr=train.lr, weight_decay=train.weight_decay, foreach=True
         )
         self.steps_per_epoch = math.ceil(self._train_size() / train.batch_size)
         total = self.steps_per_epoch * train.epochs
@@ -164,6 +174,13 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(run.seed)
         self.epoch, self.history = 0, []
         self.best: dict | None = None
+
+    def _parameters(self):
+        """Every parameter at train.lr; with model.init, the pretrained ones at their own."""
+        if not self.config.init:
+            return self.model.parameters()
+        pretrained = self.train.lr_pretrained or self.train.lr
+        return parameter_groups(self.model, self.train.lr, pretrained, self.train.layer_decay)
 
     @property
     def settings(self) -> dict:
@@ -325,6 +342,25 @@ class Trainer:
             "state_dict": self.best["state"],
             "versions": versions(),
         }
+
+
+def _check_text_store(text, init: str | None) -> None:
+    """Token ids for an LM-initialised model (from its own tokenizer), states otherwise."""
+    if init and not text.holds_ids:
+        raise VecompError(
+            f"model.init {init!r} reads token ids, but the text store holds another model's "
+            f"states ({text.info.get('model')}): make it with `vecomp tokenize-text --model {init}`"
+        )
+    if init and text.info.get("model") != init:
+        raise VecompError(
+            f"the text store was tokenised for {text.info.get('model')!r}, not model.init "
+            f"{init!r}: run `vecomp tokenize-text --model {init}` again"
+        )
+    if not init and text.holds_ids:
+        raise VecompError(
+            "the text store holds token ids (made for an LM-initialised model): a model "
+            "without model.init reads cached states; run `vecomp encode-text`, or set model.init"
+        )
 
 
 def versions() -> dict[str, str]:
