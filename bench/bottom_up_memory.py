@@ -32,18 +32,6 @@ import numpy as np
 
 MB = 1e6
 REGIONS, DIM = 36, 2048
-FIELDS = (
-    "img_id",
-    "img_h",
-    "img_w",
-    "objects_id",
-    "objects_conf",
-    "attrs_id",
-    "attrs_conf",
-    "num_boxes",
-    "boxes",
-    "features",
-)
 
 
 def _b64(array: np.ndarray) -> bytes:

@@ -37,6 +37,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+VIT_B = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12}  # the B in B/16
 
 # name -> (family, tokens per image, width) of the published model at its input size
 EXPECTED = {
@@ -55,10 +56,8 @@ EXPECTED = {
 def _clip(folder: Path) -> None:  # openai/clip-vit-base-patch16
     CLIPVisionModel(
         CLIPVisionConfig(
-            hidden_size=768,
+            **VIT_B,
             intermediate_size=3072,
-            num_hidden_layers=12,
-            num_attention_heads=12,
             image_size=224,
             patch_size=16,
             hidden_act="quick_gelu",
@@ -69,29 +68,15 @@ def _clip(folder: Path) -> None:  # openai/clip-vit-base-patch16
 
 def _siglip(folder: Path) -> None:  # google/siglip-base-patch16-224
     SiglipVisionModel(
-        SiglipVisionConfig(
-            hidden_size=768,
-            intermediate_size=3072,
-            num_hidden_layers=12,
-            num_attention_heads=12,
-            image_size=224,
-            patch_size=16,
-        )
+        SiglipVisionConfig(**VIT_B, intermediate_size=3072, image_size=224, patch_size=16)
     ).save_pretrained(folder)
     SiglipImageProcessor(size={"height": 224, "width": 224}).save_pretrained(folder)
 
 
 def _dinov2(folder: Path) -> None:  # facebook/dinov2-base: trained last at 518, served at 224
-    Dinov2Model(
-        Dinov2Config(
-            hidden_size=768,
-            num_hidden_layers=12,
-            num_attention_heads=12,
-            mlp_ratio=4,
-            patch_size=14,
-            image_size=518,
-        )
-    ).save_pretrained(folder)
+    Dinov2Model(Dinov2Config(**VIT_B, mlp_ratio=4, patch_size=14, image_size=518)).save_pretrained(
+        folder
+    )
     BitImageProcessor(
         size={"shortest_edge": 256},
         crop_size={"height": 224, "width": 224},

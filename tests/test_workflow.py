@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -296,3 +297,14 @@ def test_an_lm_initialised_sweep_tokenises_trains_and_analyses(tiny_run, tmp_pat
     attention = pd.read_csv(work / "results" / "analysis" / "tasks" / "vqav2" / "attention.csv")
     assert set(attention.layer) == set(range(1, 7))  # MiniLM's six layers
     assert "Nothing to be done" in run(["snakemake", "-n"], work).stdout
+
+
+@pytest.mark.slow
+def test_the_fusion_designs_benchmark_runs_on_a_finished_run(tiny_run, tmp_path):
+    """bench/fusion_designs.py on the tiny run's results, so that the benchmark cannot rot."""
+    out = tmp_path / "designs.json"
+    run([sys.executable, "bench/fusion_designs.py", "--tasks", "gqa", "--subset", "grid",
+         "--init-epochs", "1", "--json", str(out)], tiny_run)  # fmt: skip
+    rows = json.loads(out.read_text())
+    assert [(r["design"], r["seed"]) for r in rows] == [("from scratch", 0), ("model.init", 0)]
+    assert rows[1]["parameters"] > 22_000_000 > rows[0]["parameters"]

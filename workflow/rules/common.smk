@@ -255,7 +255,8 @@ def pretrain_threads(wildcards):
 
 def precomputed_sources(wildcards):
     """A precomputed encoder's files for one pool: a registry key's download (or extracted
-    folder), or the local path as given. Other encoders read the pool's images instead."""
+    folder), or the local path as given. Other encoders read the pool's images instead.
+    """
     spec = ENCODERS[wildcards.encoder]
     if spec["type"] != "precomputed":
         return []

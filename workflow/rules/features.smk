@@ -25,7 +25,9 @@ rule extract_features:
         shard=FEATURES["images_per_shard"],
         device=FEATURES["device"],
         on_bad=FEATURES["on_bad_images"],
-        sources=lambda w, input: f"--sources {' '.join(input.sources)}" if input.sources else "",
+        sources=lambda w, input: (
+            f"--sources {' '.join(input.sources)}" if input.sources else ""
+        ),
     shell:
         "vecomp extract-features --encoder {wildcards.encoder} --spec '{params.spec}'"
         " --pool {wildcards.pool} --pool-index {input.pool} --out {params.folder}"
