@@ -24,19 +24,32 @@ import torch
 from PIL import Image
 
 from vecomp.data.pools import index_pool
-from vecomp.data.synthetic.scenes import render, sample_scene
-from vecomp.encoders import create_encoder
+from vecomp.demo.synthetic.scenes import render, sample_scene
+from vecomp.encoders.factory import create_encoder
 from vecomp.features.extract import extract_pool
 from vecomp.features.store import StoreWriter
 
 ENCODERS = {
-    "region": {"type": "torchvision_frcnn", "arch": "fasterrcnn_mini",
-               "arch_kwargs": {"num_classes": 31}, "max_regions": 10, "min_score": 0.0},
+    "region": {
+        "type": "torchvision_frcnn",
+        "arch": "fasterrcnn_mini",
+        "arch_kwargs": {"num_classes": 31},
+        "max_regions": 10,
+        "min_score": 0.0,
+    },
     "grid": {"type": "timm_grid", "model": "resnet10t"},
-    "patch": {"type": "timm_patch", "model": "vit_tiny_patch16_224",
-              "model_kwargs": {"img_size": 64, "patch_size": 8, "embed_dim": 128, "depth": 4,
-                               "num_heads": 4}},
-}  # fmt: skip
+    "patch": {
+        "type": "timm_patch",
+        "model": "vit_tiny_patch16_224",
+        "model_kwargs": {
+            "img_size": 64,
+            "patch_size": 8,
+            "embed_dim": 128,
+            "depth": 4,
+            "num_heads": 4,
+        },
+    },
+}
 DEMO_POOL = Path("results/prepared/pools/nlvr2.parquet")  # the largest demo pool
 
 
@@ -64,8 +77,15 @@ def bare(encoder, paths: list[str], batch_size: int) -> float:
 def pipeline(encoder, index, batch_size: int, workers: int, folder: Path) -> float:
     started = time.perf_counter()
     with StoreWriter(folder, encoder.dim, images_per_shard=256) as writer:
-        extract_pool(encoder, index, writer, batch_size=batch_size, workers=workers,
-                     device="cpu", pool="bench")  # fmt: skip
+        extract_pool(
+            encoder,
+            index,
+            writer,
+            batch_size=batch_size,
+            workers=workers,
+            device="cpu",
+            pool="bench",
+        )
     return len(index) / (time.perf_counter() - started)
 
 
@@ -80,8 +100,10 @@ def main() -> None:
         tmp = Path(tmp)
         (tmp / "images").mkdir()
         index = image_pool(args.images, tmp / "images")
-        print(f"{len(index)} images, batch {args.batch_size}, workers {args.workers}, "
-              f"{torch.get_num_threads()} torch threads")  # fmt: skip
+        print(
+            f"{len(index)} images, batch {args.batch_size}, workers {args.workers}, "
+            f"{torch.get_num_threads()} torch threads"
+        )
         print(f"{'encoder':8} {'bare img/s':>11} {'pipeline img/s':>15} {'ratio':>6}")
         for name, spec in ENCODERS.items():
             encoder = create_encoder(spec)

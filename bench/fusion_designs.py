@@ -32,9 +32,10 @@ DESIGNS = ("from scratch", "model.init")
 
 def load_config() -> dict:
     from vecomp.config import validate_config
+    from vecomp.settings import SCHEMA
 
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    return validate_config(config, ROOT / "workflow" / "schemas" / "config.schema.yaml")
+    return validate_config(config, SCHEMA)
 
 
 def settings(config: dict, design: str, task: str, args: argparse.Namespace):
@@ -58,24 +59,33 @@ def one_run(job: dict) -> dict:
 
     from vecomp.data.registry import get_task
     from vecomp.fusion.data import TaskData
-    from vecomp.fusion.evaluate import HEADLINE
     from vecomp.fusion.train import Run, TrainConfig, train_run
+    from vecomp.kinds import get_kind
 
     torch.set_num_threads(1)
     model, train = job["model"], TrainConfig.from_dict(job["train"])
     pool = get_task(job["task"]).pool
     stores = {e: ROOT / "results" / "features" / e / pool for e in job["subset"].split("+")}
-    data = TaskData(job["task"], ROOT / "results" / "prepared" / job["task"], Path(job["text"]),
-                    stores, model.pop("pool_grid", {}), train.negatives,
-                    train.preload_features)  # fmt: skip
+    data = TaskData(
+        job["task"],
+        ROOT / "results" / "prepared" / job["task"],
+        Path(job["text"]),
+        stores,
+        model.pop("pool_grid", {}),
+        train.negatives,
+        train.preload_features,
+    )
     run = Run(job["task"], tuple(stores), job["seed"], 0.0)
     started = time.perf_counter()
     metrics = train_run(run, data, model, train, Path(job["out"]))
     seconds = time.perf_counter() - started
-    headline = HEADLINE[data.kind]
+    headline = get_kind(data.kind).headline
     return {k: job[k] for k in ("task", "design", "subset", "seed")} | {
-        "metric": headline, "test": metrics["test"][headline], "seconds": seconds,
-        "parameters": metrics["parameters"]}  # fmt: skip
+        "metric": headline,
+        "test": metrics["test"][headline],
+        "seconds": seconds,
+        "parameters": metrics["parameters"],
+    }
 
 
 def jobs(args: argparse.Namespace, config: dict, folder: Path) -> list[dict]:
@@ -84,24 +94,36 @@ def jobs(args: argparse.Namespace, config: dict, folder: Path) -> list[dict]:
     out = []
     for task in args.tasks:
         prepared = ROOT / "results" / "prepared" / task
-        ids = build_token_store(prepared, folder / "ids" / task, config["text"]["model"],
-                                config["text"]["max_length"])  # fmt: skip
+        ids = build_token_store(
+            prepared, folder / "ids" / task, config["text"]["model"], config["text"]["max_length"]
+        )
         texts = {"from scratch": ROOT / "results" / "text" / task, "model.init": ids}
         for design in DESIGNS:
             model, train = settings(config, design, task, args)
             for seed in args.seeds:
                 run_dir = folder / "runs" / design.replace(" ", "_") / task / str(seed)
-                out.append({"task": task, "design": design, "subset": args.subset,
-                            "seed": seed, "model": model, "train": train,
-                            "text": str(texts[design]), "out": str(run_dir)})  # fmt: skip
+                out.append(
+                    {
+                        "task": task,
+                        "design": design,
+                        "subset": args.subset,
+                        "seed": seed,
+                        "model": model,
+                        "train": train,
+                        "text": str(texts[design]),
+                        "out": str(run_dir),
+                    }
+                )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", type=lambda s: s.split(","),
-                        default=["vqav2", "gqa", "nlvr2", "snli_ve", "flickr30k_retrieval",
-                                 "coco_retrieval"])  # fmt: skip
+    parser.add_argument(
+        "--tasks",
+        type=lambda s: s.split(","),
+        default=["vqav2", "gqa", "nlvr2", "snli_ve", "flickr30k_retrieval", "coco_retrieval"],
+    )
     parser.add_argument("--subset", default="grid+patch+region")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--lr-pretrained", type=float, default=1e-4)
@@ -120,9 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         with ProcessPoolExecutor(args.workers) as pool:
             rows = []
             for row in pool.map(one_run, todo):
-                print(f"{row['task']:<20} {row['design']:<12} seed {row['seed']}  "
-                      f"{row['metric']} {row['test']:7.2f}  {row['seconds']:7.1f} s  "
-                      f"{row['parameters'] / 1e6:6.2f} M", flush=True)  # fmt: skip
+                print(
+                    f"{row['task']:<20} {row['design']:<12} seed {row['seed']}  "
+                    f"{row['metric']} {row['test']:7.2f}  {row['seconds']:7.1f} s  "
+                    f"{row['parameters'] / 1e6:6.2f} M",
+                    flush=True,
+                )
                 rows.append(row)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

@@ -24,7 +24,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from vecomp.data.pools import index_pool
-from vecomp.encoders import create_encoder
+from vecomp.encoders.factory import create_encoder
 from vecomp.features.extract import PoolImages, _collate, extract_pool
 from vecomp.features.store import StoreWriter
 
@@ -43,8 +43,13 @@ def rate(n: int, seconds: float) -> float:
 
 
 def decode_only(paths, transform, batch_size, workers) -> float:
-    loader = DataLoader(PoolImages(paths, transform), batch_size=batch_size, num_workers=workers,
-                        collate_fn=_collate, pin_memory=torch.cuda.is_available())  # fmt: skip
+    loader = DataLoader(
+        PoolImages(paths, transform),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=_collate,
+        pin_memory=torch.cuda.is_available(),
+    )
     started = time.perf_counter()
     for _ in loader:
         pass
@@ -87,16 +92,25 @@ def main() -> None:
         forward = forward_only(encoder, device, args.batch_size)
         started = time.perf_counter()
         with StoreWriter(Path(tmp) / "store", encoder.dim, images_per_shard=1024) as writer:
-            extract_pool(encoder, index, writer, batch_size=args.batch_size,
-                         workers=args.workers, device=str(device), pool="bench")  # fmt: skip
+            extract_pool(
+                encoder,
+                index,
+                writer,
+                batch_size=args.batch_size,
+                workers=args.workers,
+                device=str(device),
+                pool="bench",
+            )
         pipeline = rate(len(index), time.perf_counter() - started)
     name = torch.cuda.get_device_name() if cuda else "cpu"
     print(f"{name}: {args.images} JPEGs 640x480, batch {args.batch_size}, {args.workers} workers")
     print(f"decode   {decode:9.1f} img/s")
     print(f"forward  {forward:9.1f} img/s (bf16 autocast: {cuda})")
     bound = "decode" if decode < forward else "forward"
-    print(f"pipeline {pipeline:9.1f} img/s = {pipeline / forward:.0%} of forward, "
-          f"{pipeline / decode:.0%} of decode; bound by {bound}")  # fmt: skip
+    print(
+        f"pipeline {pipeline:9.1f} img/s = {pipeline / forward:.0%} of forward, "
+        f"{pipeline / decode:.0%} of decode; bound by {bound}"
+    )
 
 
 if __name__ == "__main__":

@@ -32,9 +32,13 @@ TOKENS = {"region": (36, 1024), "grid": (49, 2048), "patch": (197, 768)}
 TEXT = (20, 768)
 # Training samples of the real datasets (approximate; one epoch) and their kinds.
 TRAIN_SAMPLES = {
-    "vqav2": (443_757, 1), "gqa": (943_000, 1), "nlvr2": (86_373, 2), "snli_ve": (529_527, 1),
-    "flickr30k_retrieval": (145_000, 2), "coco_retrieval": (566_435, 2),
-}  # fmt: skip
+    "vqav2": (443_757, 1),
+    "gqa": (943_000, 1),
+    "nlvr2": (86_373, 2),
+    "snli_ve": (529_527, 1),
+    "flickr30k_retrieval": (145_000, 2),
+    "coco_retrieval": (566_435, 2),
+}
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, SXM parts
 
 
@@ -60,9 +64,11 @@ def measure(subset, model_settings, batch_size, steps, device) -> tuple[float, f
     from torch.utils.flop_counter import FlopCounterMode
 
     config = FusionConfig(
-        encoders=subset, encoder_dims={e: TOKENS[e][1] for e in subset}, text_dim=TEXT[1],
+        encoders=subset,
+        encoder_dims={e: TOKENS[e][1] for e in subset},
+        text_dim=TEXT[1],
         **model_settings,
-    )  # fmt: skip
+    )
     model = build_task_model("classification", config, 3).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     batch = batch_for(subset, batch_size, device)

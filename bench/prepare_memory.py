@@ -53,15 +53,44 @@ WORDS = (
 ).split()
 NOUNS = WORDS[:64]
 COLORS = WORDS[64:80]
-OPERATIONS = ("select", "relate", "filter color", "filter material", "query name", "exist",
-              "verify color", "choose rel", "and", "or", "same color", "different")  # fmt: skip
+OPERATIONS = (
+    "select",
+    "relate",
+    "filter color",
+    "filter material",
+    "query name",
+    "exist",
+    "verify color",
+    "choose rel",
+    "and",
+    "or",
+    "same color",
+    "different",
+)
 GQA_TYPES = (
-    ("query", "rel", "relS"), ("verify", "attr", "verifyAttrC"), ("logical", "obj", "existAndC"),
-    ("choose", "attr", "chooseAttr"), ("compare", "attr", "sameMaterialC"),
-    ("query", "cat", "categoryRelS"), ("verify", "rel", "existRelS"), ("query", "attr", "directOf"),
-)  # fmt: skip
-VQA_TYPES = ("what is", "how many", "is the", "what color is the", "are there", "what",
-             "is this", "where is the", "what is the man", "does the", "which", "why")  # fmt: skip
+    ("query", "rel", "relS"),
+    ("verify", "attr", "verifyAttrC"),
+    ("logical", "obj", "existAndC"),
+    ("choose", "attr", "chooseAttr"),
+    ("compare", "attr", "sameMaterialC"),
+    ("query", "cat", "categoryRelS"),
+    ("verify", "rel", "existRelS"),
+    ("query", "attr", "directOf"),
+)
+VQA_TYPES = (
+    "what is",
+    "how many",
+    "is the",
+    "what color is the",
+    "are there",
+    "what",
+    "is this",
+    "where is the",
+    "what is the man",
+    "does the",
+    "which",
+    "why",
+)
 
 
 # =============================================================================== generation
@@ -127,8 +156,13 @@ def gqa_question(rng: random.Random, image_id: str, qid: str, answers: list[str]
     for s in range(rng.randint(3, 5)):
         noun, oid = objects[s % len(objects)]
         argument = f"{noun} ({oid})" if s % 2 == 0 else rng.choice(COLORS)
-        steps.append({"operation": rng.choice(OPERATIONS), "dependencies": [s - 1] if s else [],
-                      "argument": argument})  # fmt: skip
+        steps.append(
+            {
+                "operation": rng.choice(OPERATIONS),
+                "dependencies": [s - 1] if s else [],
+                "argument": argument,
+            }
+        )
     words = _sentence(rng, 5, 12)
     answer = _zipf(rng, answers)
     structural, semantic, detailed = rng.choice(GQA_TYPES)
@@ -140,17 +174,22 @@ def gqa_question(rng: random.Random, image_id: str, qid: str, answers: list[str]
         "question": " ".join(words).capitalize() + "?",
         "imageId": image_id,
         "isBalanced": True,
-        "groups": {"global": None if rng.random() < 0.6 else rng.choice(NOUNS),
-                   "local": f"{rng.randint(0, 15):02d}-{words[0]}_{answer.split()[-1]}"},
+        "groups": {
+            "global": None if rng.random() < 0.6 else rng.choice(NOUNS),
+            "local": f"{rng.randint(0, 15):02d}-{words[0]}_{answer.split()[-1]}",
+        },
         "answer": answer,
-        "semanticStr": "->".join(f"{st['operation']}: {st['argument']} {st['dependencies']}"
-                                 for st in steps),
-        "annotations": {"answer": {} if rng.random() < 0.7 else {"0": objects[0][1]},
-                        "question": {str(rng.randint(1, len(words))): objects[0][1]},
-                        "fullAnswer": {"1": objects[0][1]}},
+        "semanticStr": "->".join(
+            f"{st['operation']}: {st['argument']} {st['dependencies']}" for st in steps
+        ),
+        "annotations": {
+            "answer": {} if rng.random() < 0.7 else {"0": objects[0][1]},
+            "question": {str(rng.randint(1, len(words))): objects[0][1]},
+            "fullAnswer": {"1": objects[0][1]},
+        },
         "types": {"detailed": detailed, "semantic": semantic, "structural": structural},
         "fullAnswer": f"The {words[0]} is {answer}.",
-    }  # fmt: skip
+    }
 
 
 def write_gqa(folder: Path, scale: float, seed: int) -> tuple[dict, list[str], int]:
@@ -180,21 +219,32 @@ def vqa_annotation(rng: random.Random, question_id: int, image_id: int, answers)
     return {
         "question_type": rng.choice(VQA_TYPES),
         "multiple_choice_answer": majority,
-        "answers": [{"answer": a, "answer_confidence": rng.choice(("yes", "yes", "maybe", "no")),
-                     "answer_id": k + 1} for k, a in enumerate(given)],
+        "answers": [
+            {
+                "answer": a,
+                "answer_confidence": rng.choice(("yes", "yes", "maybe", "no")),
+                "answer_id": k + 1,
+            }
+            for k, a in enumerate(given)
+        ],
         "image_id": image_id,
         "answer_type": "yes/no" if truth in ("yes", "no") else rng.choice(("number", "other")),
         "question_id": question_id,
-    }  # fmt: skip
+    }
 
 
 def write_vqav2(folder: Path, scale: float, seed: int) -> tuple[dict, list[str], int]:
     rng = random.Random(seed)
     answers = _answers(rng, 6000)
     files, all_images, total = {}, [], 0
-    info = {"description": "This is v2.0 of the VQA dataset.", "url": "http://visualqa.org",
-            "version": "2.0", "year": 2017, "contributor": "VQA Team",
-            "date_created": "2017-04-26 17:07:13"}  # fmt: skip
+    info = {
+        "description": "This is v2.0 of the VQA dataset.",
+        "url": "http://visualqa.org",
+        "version": "2.0",
+        "year": 2017,
+        "contributor": "VQA Team",
+        "date_created": "2017-04-26 17:07:13",
+    }
     license = {"url": "http://creativecommons.org/licenses/by/4.0/", "name": "CC BY 4.0"}
     for s, (sub, n_questions) in enumerate(VQA_QUESTIONS.items()):
         part = "Train" if sub == "train2014" else "Val"
@@ -202,23 +252,35 @@ def write_vqav2(folder: Path, scale: float, seed: int) -> tuple[dict, list[str],
         n_images = max(2, round(VQA_IMAGES[sub] * scale))
         image_ids = [9 + 7 * i + 3 * s for i in range(n_images)]  # disjoint between the two
         all_images += [str(i) for i in image_ids]
-        head = {"info": json.dumps(info), "task_type": '"Open-Ended"', "data_type": '"mscoco"',
-                "license": json.dumps(license), "data_subtype": json.dumps(sub)}  # fmt: skip
+        head = {
+            "info": json.dumps(info),
+            "task_type": '"Open-Ended"',
+            "data_type": '"mscoco"',
+            "license": json.dumps(license),
+            "data_subtype": json.dumps(sub),
+        }
         q_dir = folder / "vqav2" / f"v2_Questions_{part}_mscoco"
         a_dir = folder / "vqav2" / f"v2_Annotations_{part}_mscoco"
-        questions = ArrayWriter(q_dir / f"v2_OpenEnded_mscoco_{sub}_questions.json", head,
-                                "questions", {})  # fmt: skip
+        questions = ArrayWriter(
+            q_dir / f"v2_OpenEnded_mscoco_{sub}_questions.json", head, "questions", {}
+        )
         del head["task_type"]
-        annotations = ArrayWriter(a_dir / f"v2_mscoco_{sub}_annotations.json", head,
-                                  "annotations", {})  # fmt: skip
+        annotations = ArrayWriter(
+            a_dir / f"v2_mscoco_{sub}_annotations.json", head, "annotations", {}
+        )
         seen: dict[int, int] = {}
         for j in range(n):
             image_id = image_ids[j * n_images // n]
             k = seen[image_id] = seen.get(image_id, -1) + 1
             qid = image_id * 1000 + k  # as in the released files
             words = _sentence(rng, 3, 9)
-            questions.add({"image_id": image_id, "question": " ".join(words).capitalize() + "?",
-                           "question_id": qid})  # fmt: skip
+            questions.add(
+                {
+                    "image_id": image_id,
+                    "question": " ".join(words).capitalize() + "?",
+                    "question_id": qid,
+                }
+            )
             annotations.add(vqa_annotation(rng, qid, image_id, answers))
         questions.close()
         annotations.close()
@@ -235,8 +297,14 @@ def karpathy_image(rng: random.Random, imgid: int, split: str, sentid: int) -> d
     sentences = []
     for k in range(n):
         tokens = _sentence(rng, 8, 16)
-        sentences.append({"tokens": tokens, "raw": " ".join(tokens).capitalize() + ". ",
-                          "imgid": imgid, "sentid": sentid + k})  # fmt: skip
+        sentences.append(
+            {
+                "tokens": tokens,
+                "raw": " ".join(tokens).capitalize() + ". ",
+                "imgid": imgid,
+                "sentid": sentid + k,
+            }
+        )
     return {
         "filepath": filepath,
         "sentids": [sentid + k for k in range(n)],
@@ -272,14 +340,16 @@ def write_pool(path: Path, image_ids: list[str]) -> Path:
     """A pool index (pools.py's columns) in which every image decodes."""
     import pandas as pd
 
-    pd.DataFrame({
-        "image_id": image_ids,
-        "path": [f"images/{i}.jpg" for i in image_ids],
-        "width": 640,
-        "height": 480,
-        "sha256": None,
-        "error": None,
-    }).to_parquet(path, index=False)  # fmt: skip
+    pd.DataFrame(
+        {
+            "image_id": image_ids,
+            "path": [f"images/{i}.jpg" for i in image_ids],
+            "width": 640,
+            "height": 480,
+            "sha256": None,
+            "error": None,
+        }
+    ).to_parquet(path, index=False)
     return path
 
 
@@ -311,8 +381,10 @@ def child(spec: dict) -> None:
     if spec["read"] == "whole-file":
         for name in ("gqa", "vqav2", "karpathy"):
             module = sys.modules[f"vecomp.data.parsers.{name}"]
-            for streamed, whole in (("stream_members", whole_members),
-                                    ("stream_items", whole_items)):  # fmt: skip
+            for streamed, whole in (
+                ("stream_members", whole_members),
+                ("stream_items", whole_items),
+            ):
                 if hasattr(module, streamed):
                     setattr(module, streamed, whole)
     files = {k: Path(v) for k, v in spec["files"].items()}
@@ -332,8 +404,9 @@ def child(spec: dict) -> None:
 def measure(spec: dict) -> dict:
     """Peak RSS (bytes) and wall seconds of ``child(spec)`` in a fresh interpreter."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(spec)],
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", json.dumps(spec)], stdout=subprocess.PIPE, text=True
+    )
     out = proc.stdout.read()
     proc.stdout.close()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -353,19 +426,34 @@ def run(args: argparse.Namespace, folder: Path) -> list[dict]:
         written = time.perf_counter() - start
         pool = write_pool(folder / f"{task}_pool.parquet", images)
         size = input_bytes(files)
-        print(f"{task}: wrote {size / MB:,.0f} MB ({records:,} records) in {written:.0f} s",
-              flush=True)  # fmt: skip
+        print(
+            f"{task}: wrote {size / MB:,.0f} MB ({records:,} records) in {written:.0f} s",
+            flush=True,
+        )
         for path in sorted(f for p in files.values() for f in Path(p).rglob("*.json")):
             print(f"  {path.name}: {path.stat().st_size / MB:,.1f} MB", flush=True)
         for stage in args.stages:
             for read in READS if args.compare else READS[:1]:
                 label = args.label if read == READS[0] else read
-                spec = {"task": task, "stage": stage, "read": read, "pool": str(pool),
-                        "out": str(folder / f"out_{task}_{stage}_{read}"),
-                        "files": {k: str(v) for k, v in files.items()}}  # fmt: skip
+                spec = {
+                    "task": task,
+                    "stage": stage,
+                    "read": read,
+                    "pool": str(pool),
+                    "out": str(folder / f"out_{task}_{stage}_{read}"),
+                    "files": {k: str(v) for k, v in files.items()},
+                }
                 result = measure(spec)
-                rows.append({"task": task, "stage": stage, "read": label, "input_bytes": size,
-                             "records": records, **result})  # fmt: skip
+                rows.append(
+                    {
+                        "task": task,
+                        "stage": stage,
+                        "read": label,
+                        "input_bytes": size,
+                        "records": records,
+                        **result,
+                    }
+                )
                 print_row(rows[-1])
                 shutil.rmtree(spec["out"], ignore_errors=True)
         if not args.keep:  # the next task's files need the disk space
@@ -373,14 +461,18 @@ def run(args: argparse.Namespace, folder: Path) -> list[dict]:
     return rows
 
 
-HEADER = (f"{'task':<16}{'stage':<9}{'read':<12}{'input MB':>10}{'records':>11}"
-          f"{'peak RSS GB':>13}{'seconds':>9}")  # fmt: skip
+HEADER = (
+    f"{'task':<16}{'stage':<9}{'read':<12}{'input MB':>10}{'records':>11}"
+    f"{'peak RSS GB':>13}{'seconds':>9}"
+)
 
 
 def print_row(row: dict) -> None:
-    print(f"{row['task']:<16}{row['stage']:<9}{row['read']:<12}{row['input_bytes'] / MB:>10,.0f}"
-          f"{row['records']:>11,}{row['peak_rss'] / GB:>13.2f}{row['seconds']:>9.1f}",
-          flush=True)  # fmt: skip
+    print(
+        f"{row['task']:<16}{row['stage']:<9}{row['read']:<12}{row['input_bytes'] / MB:>10,.0f}"
+        f"{row['records']:>11,}{row['peak_rss'] / GB:>13.2f}{row['seconds']:>9.1f}",
+        flush=True,
+    )
 
 
 def print_summary(rows: list[dict]) -> None:
@@ -403,8 +495,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tiny", action="store_true", help=f"--scale {TINY}: a smoke test")
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated")
     parser.add_argument("--stages", default=",".join(STAGES), help="parse and/or prepare")
-    parser.add_argument("--compare", action="store_true",
-                        help="also measure each run with the files read whole")  # fmt: skip
+    parser.add_argument(
+        "--compare", action="store_true", help="also measure each run with the files read whole"
+    )
     parser.add_argument("--label", default=READS[0], help="the name of the parsers' own read")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, help="where to write (default: a temporary folder)")
@@ -436,8 +529,13 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(folder, ignore_errors=True)
     print_summary(rows)
     if args.json:
-        meta = {"scale": args.scale, "seed": args.seed, "compare": args.compare,
-                "python": sys.version.split()[0], "cpus": os.cpu_count()}  # fmt: skip
+        meta = {
+            "scale": args.scale,
+            "seed": args.seed,
+            "compare": args.compare,
+            "python": sys.version.split()[0],
+            "cpus": os.cpu_count(),
+        }
         args.json.write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
     return 0
 

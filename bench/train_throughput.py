@@ -41,8 +41,15 @@ def build(task: str, encoders: list[str], config: dict, preload: bool = True) ->
     missing = [str(p) for p in [Path(f"results/text/{task}"), *stores.values()] if not p.exists()]
     if missing:
         raise SystemExit(f"missing {missing}: run `snakemake --cores 2 text features` first")
-    data = TaskData(task, Path(f"results/prepared/{task}"), Path(f"results/text/{task}"), stores,
-                    pool_grid, settings.negatives, preload)  # fmt: skip
+    data = TaskData(
+        task,
+        Path(f"results/prepared/{task}"),
+        Path(f"results/text/{task}"),
+        stores,
+        pool_grid,
+        settings.negatives,
+        preload,
+    )
     return Trainer(Run(task, tuple(encoders), 0, 0.0), data, model, settings)
 
 
@@ -76,8 +83,11 @@ def main() -> None:
     config = yaml.safe_load(args.config.read_text())
     encoders = args.encoders.split(",")
     speeds = {}
-    feeds = {"pre-made": (premade_epoch, True), "real": (real_epoch, True),
-             "streamed": (real_epoch, False)}  # fmt: skip
+    feeds = {
+        "pre-made": (premade_epoch, True),
+        "real": (real_epoch, True),
+        "streamed": (real_epoch, False),
+    }
     trainers = {}
     for name, (_, preload) in feeds.items():
         torch.manual_seed(0)

@@ -114,8 +114,9 @@ def _free_port() -> int:
 def _answers(command: list[str], env: dict) -> subprocess.CompletedProcess | None:
     """Run a client command that may not be answered yet; None when it could not run."""
     try:
-        return subprocess.run(_resolved(command), capture_output=True, text=True, env=env,
-                              timeout=30)  # fmt: skip
+        return subprocess.run(
+            _resolved(command), capture_output=True, text=True, env=env, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
 
@@ -224,8 +225,9 @@ class LocalSlurmCluster:
     def _start(self, name: str, command: list[str]) -> None:
         try:
             with self._log(name).open("a") as log:  # the daemon keeps its own descriptor
-                process = subprocess.Popen(_resolved(command), stdout=log, stderr=log,
-                                           env=self.env, start_new_session=True)  # fmt: skip
+                process = subprocess.Popen(
+                    _resolved(command), stdout=log, stderr=log, env=self.env, start_new_session=True
+                )
         except OSError as error:
             raise ClusterError(f"starting {name}: {error}") from error
         self.processes[name] = process
@@ -240,31 +242,61 @@ class LocalSlurmCluster:
         if not key.exists():
             key.write_bytes(os.urandom(1024))
             key.chmod(0o400)
-        self._start("munged", ["munged", "--foreground", "--force", f"--key-file={key}",
-                               f"--socket={self.munge_socket}",
-                               f"--pid-file={self.root / 'run' / 'munged.pid'}",
-                               f"--seed-file={self.root / 'run' / 'munged.seed'}",
-                               f"--log-file={self._log('munged')}"])  # fmt: skip
+        self._start(
+            "munged",
+            [
+                "munged",
+                "--foreground",
+                "--force",
+                f"--key-file={key}",
+                f"--socket={self.munge_socket}",
+                f"--pid-file={self.root / 'run' / 'munged.pid'}",
+                f"--seed-file={self.root / 'run' / 'munged.seed'}",
+                f"--log-file={self._log('munged')}",
+            ],
+        )
         self._wait(self.munge_socket.exists, "munged", self._log("munged"))
 
     def _start_database(self) -> None:
         data = self.root / "db"
         if not (data / "mysql").exists():
-            _run(["mariadb-install-db", "--no-defaults",
-                  f"--datadir={data}", "--user=root", "--auth-root-authentication-method=socket",
-                  "--skip-test-db"], "initialising MariaDB", timeout=300)  # fmt: skip
-        self._start("mariadbd", ["mariadbd", "--no-defaults", f"--datadir={data}", "--user=root",
-                                 f"--socket={self.db_socket}", f"--port={self.ports['db']}",
-                                 "--bind-address=127.0.0.1", "--skip-name-resolve",
-                                 f"--pid-file={self.root / 'run' / 'mariadbd.pid'}",
-                                 "--innodb-buffer-pool-size=64M"])  # fmt: skip
+            _run(
+                [
+                    "mariadb-install-db",
+                    "--no-defaults",
+                    f"--datadir={data}",
+                    "--user=root",
+                    "--auth-root-authentication-method=socket",
+                    "--skip-test-db",
+                ],
+                "initialising MariaDB",
+                timeout=300,
+            )
+        self._start(
+            "mariadbd",
+            [
+                "mariadbd",
+                "--no-defaults",
+                f"--datadir={data}",
+                "--user=root",
+                f"--socket={self.db_socket}",
+                f"--port={self.ports['db']}",
+                "--bind-address=127.0.0.1",
+                "--skip-name-resolve",
+                f"--pid-file={self.root / 'run' / 'mariadbd.pid'}",
+                "--innodb-buffer-pool-size=64M",
+            ],
+        )
         self._wait(self.db_socket.exists, "MariaDB", self._log("mariadbd"))
         grant = (
             f"CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '{DB_PASSWORD}';"
             "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';"
         )
-        _run(["mariadb", "--no-defaults", f"--socket={self.db_socket}", "-uroot", "-e", grant],
-             "creating the accounting database user", self._log("mariadbd"))  # fmt: skip
+        _run(
+            ["mariadb", "--no-defaults", f"--socket={self.db_socket}", "-uroot", "-e", grant],
+            "creating the accounting database user",
+            self._log("mariadbd"),
+        )
 
     def write_configs(self) -> None:
         etc, auth = self.root / "etc", f"AuthType=auth/munge\nAuthInfo=socket={self.munge_socket}"
@@ -274,18 +306,18 @@ class LocalSlurmCluster:
 {MARKER}
 ClusterName=vecomp
 SlurmctldHost={self.host}(127.0.0.1)
-SlurmctldPort={self.ports['ctld']}
-SlurmdPort={self.ports['slurmd']}
+SlurmctldPort={self.ports["ctld"]}
+SlurmdPort={self.ports["slurmd"]}
 SlurmUser=root
 SlurmdUser=root
 {auth}
 CredType=cred/munge
-StateSaveLocation={self.root / 'state'}
-SlurmdSpoolDir={self.root / 'spool'}
-SlurmctldPidFile={self.root / 'run' / 'slurmctld.pid'}
-SlurmdPidFile={self.root / 'run' / 'slurmd.pid'}
-SlurmctldLogFile={self._log('slurmctld')}
-SlurmdLogFile={self._log('slurmd')}
+StateSaveLocation={self.root / "state"}
+SlurmdSpoolDir={self.root / "spool"}
+SlurmctldPidFile={self.root / "run" / "slurmctld.pid"}
+SlurmdPidFile={self.root / "run" / "slurmd.pid"}
+SlurmctldLogFile={self._log("slurmctld")}
+SlurmdLogFile={self._log("slurmd")}
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
@@ -297,30 +329,30 @@ ReturnToService=2
 MinJobAge=300
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
-AccountingStoragePort={self.ports['dbd']}
+AccountingStoragePort={self.ports["dbd"]}
 AccountingStoragePass={self.munge_socket}
 JobCompType=jobcomp/none
 AccountingStoreFlags=job_comment
 MpiDefault=none
 NodeName={self.host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory} State=UNKNOWN
 PartitionName=main Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
-""")  # fmt: skip
+""")
         dbd = etc / "slurmdbd.conf"
         dbd.write_text(f"""\
 {auth}
 DbdHost={self.host}
 DbdAddr=127.0.0.1
-DbdPort={self.ports['dbd']}
+DbdPort={self.ports["dbd"]}
 SlurmUser=root
-PidFile={self.root / 'run' / 'slurmdbd.pid'}
-LogFile={self._log('slurmdbd')}
+PidFile={self.root / "run" / "slurmdbd.pid"}
+LogFile={self._log("slurmdbd")}
 StorageType=accounting_storage/mysql
 StorageHost=127.0.0.1
-StoragePort={self.ports['db']}
+StoragePort={self.ports["db"]}
 StorageUser=slurm
 StoragePass={DB_PASSWORD}
 StorageLoc=slurm_acct_db
-""")  # fmt: skip
+""")
         dbd.chmod(0o600)
 
     def _dbd_answers(self) -> bool:

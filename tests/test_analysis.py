@@ -13,11 +13,11 @@ import torch
 from tests.fusion_fixtures import toy_task
 from tests.test_fusion_model import _batch, _config
 from vecomp import cli
-from vecomp.analysis import inference, stats, tables
+from vecomp.analysis import analyse_task, stats, tables
 from vecomp.analysis.analyse import ANALYSES, analyse
+from vecomp.analysis.analyse_task import Ensemble, attention_mass
 from vecomp.analysis.collect import standard
 from vecomp.analysis.figures import FIGURES
-from vecomp.analysis.inference import Ensemble, attention_mass
 from vecomp.fusion.data import TaskData
 from vecomp.fusion.heads import build_task_model
 from vecomp.fusion.train import Run, TrainConfig, train_run
@@ -25,10 +25,12 @@ from vecomp.fusion.train import Run, TrainConfig, train_run
 # gqa test accuracy per (encoders, kept) and seed: grid 50/52, patch 40/44, and grid+patch
 # 55/58, which scores 45/47 with patch masked and 30/34 with grid masked.
 SCORES = {
-    ("grid", "grid"): (50, 52), ("patch", "patch"): (40, 44),
-    ("grid+patch", "grid+patch"): (55, 58), ("grid+patch", "grid"): (45, 47),
+    ("grid", "grid"): (50, 52),
+    ("patch", "patch"): (40, 44),
+    ("grid+patch", "grid+patch"): (55, 58),
+    ("grid+patch", "grid"): (45, 47),
     ("grid+patch", "patch"): (30, 34),
-}  # fmt: skip
+}
 PARAMETERS = {"grid": 100, "patch": 90, "grid+patch": 150}
 WIDENED = {"grid": (51, 53)}  # grid alone, widened to 150 parameters: no better than narrow
 
@@ -40,14 +42,29 @@ def _runs(extra: dict | None = None) -> pd.DataFrame:
     for (encoders, kept, matched), values in {**plain_runs, **widened}.items():
         for seed, value in enumerate(values):
             parameters = 150 if matched else PARAMETERS[encoders]
-            common = {"task": "gqa", "encoders": encoders, "seed": seed, "ve_dropout": 0.0,
-                      "matched": matched, "parameters": parameters,
-                      "selected_epoch": 1}  # fmt: skip
-            rows.append(common | {"split": "test", "kept": kept, "metric": "accuracy",
-                                  "value": float(value)})  # fmt: skip
+            common = {
+                "task": "gqa",
+                "encoders": encoders,
+                "seed": seed,
+                "ve_dropout": 0.0,
+                "matched": matched,
+                "parameters": parameters,
+                "selected_epoch": 1,
+            }
+            rows.append(
+                common
+                | {"split": "test", "kept": kept, "metric": "accuracy", "value": float(value)}
+            )
             if kept == encoders:
-                rows.append(common | {"split": "dev", "kept": kept, "metric": "accuracy",
-                                      "value": float(value) + 1})  # fmt: skip
+                rows.append(
+                    common
+                    | {
+                        "split": "dev",
+                        "kept": kept,
+                        "metric": "accuracy",
+                        "value": float(value) + 1,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -141,11 +158,31 @@ def test_analyse_task_reads_the_features_as_its_runs_were_trained(tmp_path, monk
             preloads.append(preload)
             super().__init__(*args, preload=preload, **kwargs)
 
-    monkeypatch.setattr(inference, "TaskData", Recording)
-    assert cli.main(["analyse-task", "--task", "gqa", "--prepared", str(paths["prepared"]),
-                     "--text", str(paths["text"]), "--store", f"sees_a={stores['sees_a']}",
-                     "--runs", str(tmp_path / "run"), "--samples", "8", "--device", "cpu",
-                     "--out", str(tmp_path / "analysis")]) == 0  # fmt: skip
+    monkeypatch.setattr(analyse_task, "TaskData", Recording)
+    assert (
+        cli.main(
+            [
+                "analyse-task",
+                "--task",
+                "gqa",
+                "--prepared",
+                str(paths["prepared"]),
+                "--text",
+                str(paths["text"]),
+                "--store",
+                f"sees_a={stores['sees_a']}",
+                "--runs",
+                str(tmp_path / "run"),
+                "--samples",
+                "8",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "analysis"),
+            ]
+        )
+        == 0
+    )
     assert preloads == [preload]
     assert (tmp_path / "analysis" / "attention.csv").exists()
 
@@ -153,14 +190,34 @@ def test_analyse_task_reads_the_features_as_its_runs_were_trained(tmp_path, monk
 def _task_tables(folder):
     folder.mkdir(parents=True)
     attention = pd.DataFrame(
-        [{"task": "gqa", "encoders": "grid+patch", "seed": s, "ve_dropout": 0.0, "layer": layer,
-          "query": q, "block": b, "mass": m, "per_token": m / 4}
-         for s in (0, 1) for layer in (1, 2) for q in ("text", "pooled")
-         for b, m in (("cls", 0.1), ("text", 0.3), ("grid", 0.4), ("patch", 0.2))]
-    )  # fmt: skip
+        [
+            {
+                "task": "gqa",
+                "encoders": "grid+patch",
+                "seed": s,
+                "ve_dropout": 0.0,
+                "layer": layer,
+                "query": q,
+                "block": b,
+                "mass": m,
+                "per_token": m / 4,
+            }
+            for s in (0, 1)
+            for layer in (1, 2)
+            for q in ("text", "pooled")
+            for b, m in (("cls", 0.1), ("text", 0.3), ("grid", 0.4), ("patch", 0.2))
+        ]
+    )
     attention.to_csv(folder / "attention.csv", index=False)
-    ensemble = pd.DataFrame({"task": "gqa", "encoders": "grid+patch", "seed": [0, 1],
-                             "metric": "accuracy", "value": [53.0, 54.0]})  # fmt: skip
+    ensemble = pd.DataFrame(
+        {
+            "task": "gqa",
+            "encoders": "grid+patch",
+            "seed": [0, 1],
+            "metric": "accuracy",
+            "value": [53.0, 54.0],
+        }
+    )
     ensemble.to_csv(folder / "ensemble.csv", index=False)
     return folder
 
@@ -177,9 +234,11 @@ def test_analyse_writes_every_table_the_results_table_and_headline_metrics(tmp_p
     assert (tmp_path / "out" / "results.tex").exists()
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["gqa"] == {
-        "best": "grid+patch", "score": 56.5, "gain_over_best_single": 5.5,
+        "best": "grid+patch",
+        "score": 56.5,
+        "gain_over_best_single": 5.5,
         "dominant_last_layer": "grid",
-    }  # fmt: skip
+    }
     ensemble = pd.read_csv(tmp_path / "out" / "ensemble.csv").iloc[0]
     assert ensemble["mean_fusion"] == 56.5 and ensemble["mean_ensemble"] == 53.5
 
@@ -188,14 +247,37 @@ def test_every_figure_is_drawn_and_saved_as_png_and_pdf(tmp_path):
     task = _task_tables(tmp_path / "tasks" / "gqa")
     runs = _runs()
     runs.to_csv(tmp_path / "runs.csv", index=False)
-    assert cli.main(["analyse", "--runs", str(tmp_path / "runs.csv"), "--tasks", str(task),
-                     "--out", str(tmp_path / "analysis"),
-                     "--metrics", str(tmp_path / "m.json")]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "analyse",
+                "--runs",
+                str(tmp_path / "runs.csv"),
+                "--tasks",
+                str(task),
+                "--out",
+                str(tmp_path / "analysis"),
+                "--metrics",
+                str(tmp_path / "m.json"),
+            ]
+        )
+        == 0
+    )
     dropout = pd.read_csv(tmp_path / "analysis" / "masked.csv")  # add a p > 0 model to draw
     extra = dropout[dropout.encoders == "grid+patch"].assign(ve_dropout=0.3)
     pd.concat([dropout, extra]).to_csv(tmp_path / "analysis" / "masked.csv", index=False)
-    assert cli.main(["figures", "--analysis", str(tmp_path / "analysis"),
-                     "--out", str(tmp_path / "figures")]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "figures",
+                "--analysis",
+                str(tmp_path / "analysis"),
+                "--out",
+                str(tmp_path / "figures"),
+            ]
+        )
+        == 0
+    )
     for name in FIGURES:
         for suffix in (".png", ".pdf"):
             assert (tmp_path / "figures" / f"{name}{suffix}").stat().st_size > 1000, name
@@ -205,9 +287,19 @@ def test_every_figure_is_drawn_and_saved_as_png_and_pdf(tmp_path):
 def test_analyse_names_a_task_without_its_tables(tmp_path, capsys):
     _runs().to_csv(tmp_path / "runs.csv", index=False)
     (tmp_path / "vqav2").mkdir()
-    code = cli.main(["analyse", "--runs", str(tmp_path / "runs.csv"), "--tasks",
-                     str(tmp_path / "vqav2"), "--out", str(tmp_path / "a"),
-                     "--metrics", str(tmp_path / "m.json")])  # fmt: skip
+    code = cli.main(
+        [
+            "analyse",
+            "--runs",
+            str(tmp_path / "runs.csv"),
+            "--tasks",
+            str(tmp_path / "vqav2"),
+            "--out",
+            str(tmp_path / "a"),
+            "--metrics",
+            str(tmp_path / "m.json"),
+        ]
+    )
     assert code != 0 and not (tmp_path / "a").exists()
     assert "vqav2 lacks its tables: run `vecomp analyse-task`" in capsys.readouterr().err
 

@@ -94,8 +94,7 @@ UNSAFE_ARCHIVES: dict[str, Callable[[Path], Path]] = {
         d / "x.tar.gz", [_link_member("passwd", "/etc/passwd")]
     ),
     "tar-symlink-dir-escape": lambda d: _make_tar(
-        d / "x.tar.gz",
-        [_link_member("escape", "../.."), _file_member("escape/evil", b"x")],
+        d / "x.tar.gz", [_link_member("escape", "../.."), _file_member("escape/evil", b"x")]
     ),
     "tar-write-through-inner-symlink": lambda d: _make_tar(
         d / "x.tar",

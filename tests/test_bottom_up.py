@@ -25,10 +25,11 @@ import yaml
 
 from vecomp.config import ConfigError, validate_config
 from vecomp.data.registry import POOLS
-from vecomp.encoders import create_encoder
+from vecomp.encoders.factory import create_encoder
 from vecomp.features import extract
 from vecomp.features.bottom_up import BadRecordError, parse_record
 from vecomp.features.store import FeatureStore
+from vecomp.settings import SCHEMA
 
 from .workflow_helpers import ROOT, TINY, copy_project, run, tree_digest
 
@@ -47,7 +48,6 @@ LXMERT_FIELDS = [
     "features",
 ]
 BUTD_FIELDS = ["image_id", "image_w", "image_h", "num_boxes", "boxes", "features"]
-SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def b64(array: np.ndarray) -> str:

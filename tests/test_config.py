@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import yaml
 
 from vecomp.config import ConfigError, validate_config
 from vecomp.data.registry import TASKS
+from vecomp.settings import SCHEMA
 
 from .workflow_helpers import ROOT
-
-SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def load(name: str) -> dict:
@@ -29,7 +29,6 @@ def test_defaults_are_filled_in():
     assert config["tasks"]["vqav2"]["min_answer_count"] == 9
     assert config["data"]["source"] == "synthetic"
     assert config["data"]["download"] == {"retries": 4, "timeout_s": 60}
-    assert config["data"]["synthetic"]["images"]["coco"] == {"train2014": 300, "val2014": 200}
 
 
 def test_schema_describes_every_task_the_registry_knows():
@@ -55,39 +54,72 @@ def test_every_schema_key_has_a_description():
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda c: c.update(taks={}),
-         "(top level): unknown key(s) ['taks']; allowed: analysis, data, encoders, features,"),
+        (
+            lambda c: c.update(taks={}),
+            "(top level): unknown key(s) ['taks']; allowed: analysis, data, encoders, features,",
+        ),
         (lambda c: c["tasks"].update(vqa={}), "unknown task(s) ['vqa']; valid tasks: vqav2, gqa"),
-        (lambda c: c["tasks"].update(gqa={"min_answer_count": 3}),
-         "tasks.gqa: unknown key(s) ['min_answer_count']"),
+        (
+            lambda c: c["tasks"].update(gqa={"min_answer_count": 3}),
+            "tasks.gqa: unknown key(s) ['min_answer_count']",
+        ),
         (lambda c: c["data"].update(source="web"), "data.source: 'web' is not allowed"),
         (lambda c: c["data"]["synthetic"].update(image_size=8), "data.synthetic.image_size: 8"),
-        (lambda c: c["data"]["synthetic"]["images"]["coco"].update(train2015=1),
-         "data.synthetic.images.coco: 'train2015' is not allowed"),
+        (
+            lambda c: c["encoders"]["grid"]["pretrain"].update(epoch=3),
+            "encoders.grid.pretrain: pretraining objective 'grid' has no option(s) ['epoch']",
+        ),
+        (
+            lambda c: c["encoders"]["region"]["pretrain"].update(n_train=0),
+            "encoders.region.pretrain: pretrain region: n_train must be a positive integer",
+        ),
+        (
+            lambda c: c["data"]["synthetic"]["images"]["coco"].update(train2015=1),
+            "data.synthetic.images.coco: 'train2015' is not allowed",
+        ),
         (lambda c: c["data"].update(mirror="http://m"), "the synthetic suite is its own mirror"),
         (lambda c: c.update(tasks={}), "tasks: {} should be non-empty"),
-        (lambda c: c.update(task_train={"nlvr2x": {"epochs": 2}}),
-         "task_train: ['nlvr2x'] not in tasks; configured tasks: vqav2, gqa"),
-        (lambda c: c.update(task_train={"gqa": {"epoch": 2}}),
-         "task_train.gqa: unknown key(s) ['epoch']"),
-        (lambda c: c["tasks"].update(gqa={"train": {"epochs": 2}}),
-         "tasks.gqa.train: a task's training settings live in task_train.gqa; move them there"),
-        (lambda c: c["encoders"]["grid"].update(type="timm_gird"),
-         "encoders.grid: unknown encoder type 'timm_gird'; valid types: attribute_probe, hf_patch"),
-        (lambda c: c["encoders"]["grid"].update(depth=2),
-         "encoders.grid: encoder type 'timm_grid' has no option(s) ['depth']"),
+        (
+            lambda c: c.update(task_train={"nlvr2x": {"epochs": 2}}),
+            "task_train: ['nlvr2x'] not in tasks; configured tasks: vqav2, gqa",
+        ),
+        (
+            lambda c: c.update(task_train={"gqa": {"epoch": 2}}),
+            "task_train.gqa: unknown key(s) ['epoch']",
+        ),
+        (
+            lambda c: c["tasks"].update(gqa={"train": {"epochs": 2}}),
+            "tasks.gqa.train: a task's training settings live in task_train.gqa; move them there",
+        ),
+        (
+            lambda c: c["encoders"]["grid"].update(type="timm_gird"),
+            "encoders.grid: unknown encoder type 'timm_gird'; valid types: attribute_probe, "
+            "hf_patch",
+        ),
+        (
+            lambda c: c["encoders"]["grid"].update(depth=2),
+            "encoders.grid: encoder type 'timm_grid' has no option(s) ['depth']",
+        ),
         (lambda c: c["encoders"]["grid"].update(weights="x"), "has both pretrain and weights"),
-        (lambda c: c["sweep"].update(matched=[{"task": "nlvr", "encoder": "grid"}]),
-         "sweep.matched[0]: task 'nlvr' is not configured"),
-        (lambda c: c["sweep"].update(matched=[{"task": "gqa", "encoder": "dino"}]),
-         "sweep.matched[0]: encoder 'dino' is not configured; use one of"),
-        (lambda c: c["encoders"]["grid"]["pretrain"].update(objective="mae"),
-         "encoders.grid.pretrain.objective: 'mae' is not allowed"),
-        (lambda c: c["encoders"]["grid"]["pretrain"].update(threads=0),
-         "encoders.grid.pretrain.threads: 0 is less than the minimum of 1"),
+        (
+            lambda c: c["sweep"].update(matched=[{"task": "nlvr", "encoder": "grid"}]),
+            "sweep.matched[0]: task 'nlvr' is not configured",
+        ),
+        (
+            lambda c: c["sweep"].update(matched=[{"task": "gqa", "encoder": "dino"}]),
+            "sweep.matched[0]: encoder 'dino' is not configured; use one of",
+        ),
+        (
+            lambda c: c["encoders"]["grid"]["pretrain"].update(objective="mae"),
+            "encoders.grid.pretrain.objective: 'mae' is not allowed",
+        ),
+        (
+            lambda c: c["encoders"]["grid"]["pretrain"].update(threads=0),
+            "encoders.grid.pretrain.threads: 0 is less than the minimum of 1",
+        ),
         (lambda c: c["features"].update(on_bad_images="drop"), "features.on_bad_images"),
     ],
-)  # fmt: skip
+)
 def test_bad_configs_name_the_key(edit, message):
     config = copy.deepcopy(load("config.yaml"))
     edit(config)
@@ -104,12 +136,69 @@ def test_all_problems_are_reported_at_once():
     assert "data.on_bad_records" in message and "data.synthetic.seed" in message
 
 
-def test_synthetic_suite_defaults_match_the_schema_defaults():
-    """SuiteSpec() (used by the generator and tests) must be what an empty config asks for."""
-    from dataclasses import asdict
+def _leaf_defaults(entry: dict, key: str) -> list[str]:
+    """Dotted keys under ``entry`` whose schema gives a default (the object itself aside)."""
+    found = []
+    for name, sub in (entry.get("properties") or {}).items():
+        if "default" in sub and sub.get("type") != "object":
+            found.append(f"{key}.{name}")
+        found += _leaf_defaults(sub, f"{key}.{name}")
+    return found
 
-    from vecomp.data.synthetic.suite import SuiteSpec
+
+@pytest.mark.parametrize(
+    ("key", "home"),
+    [
+        ("data.synthetic", "SuiteSpec"),
+        ("model", "FusionConfig"),
+        ("train", "TrainConfig"),
+        ("encoders.*.pretrain", "each objective's DEFAULTS"),
+    ],
+)
+def test_settings_whose_home_is_code_have_no_second_default_in_the_schema(key, home):
+    """One home per default (vecomp/settings.py): the schema types these, code defaults them."""
+    schema = yaml.safe_load(SCHEMA.read_text())
+    entry = schema
+    for part in key.split("."):
+        entry = entry["additionalProperties"] if part == "*" else entry["properties"][part]
+        if "$ref" in entry:
+            entry = schema["definitions"][entry["$ref"].split("/")[-1]]
+    assert _leaf_defaults(entry, key) == [], f"{key} takes its defaults from {home}"
+
+
+def test_an_empty_synthetic_spec_is_suite_spec_s_defaults():
+    from vecomp.demo.synthetic.suite import SuiteSpec
 
     filled = validate_config({"tasks": {"gqa": {}}, "data": {}}, SCHEMA)["data"]["synthetic"]
-    code = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(SuiteSpec()).items()}
-    assert filled == code
+    assert filled == {} and SuiteSpec.from_dict(filled) == SuiteSpec()
+
+
+# Every `vecomp` option that mirrors a config key, by command (vecomp/settings.add_setting).
+MIRRORED = {
+    "extract-features": [
+        "features.batch_size",
+        "features.workers",
+        "features.images_per_shard",
+        "features.device",
+        "features.on_bad_images",
+    ],
+    "encode-text": ["text.max_length", "text.layer"],
+    "tokenize-text": ["text.max_length"],
+    "analyse-task": ["analysis.attention_samples"],
+    "prepare": ["data.on_bad_records"],
+    "download": ["data.manual_dir", "data.download.retries", "data.download.timeout_s"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(MIRRORED))
+def test_options_mirroring_a_config_key_take_the_schema_s_default(command, capsys):
+    from vecomp import cli
+    from vecomp.settings import schema_default
+
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    mirrored = re.findall(r"\(config: ([\w.]+); default: ([^)]*)\)", help_text)
+    assert [key for key, _ in mirrored] == MIRRORED[command]
+    for key, shown in mirrored:
+        assert shown == str(schema_default(key)), (key, shown)

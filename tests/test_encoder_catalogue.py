@@ -31,7 +31,8 @@ from transformers import (
 )
 
 from vecomp.config import validate_config
-from vecomp.encoders import create_encoder
+from vecomp.encoders.factory import create_encoder
+from vecomp.settings import SCHEMA
 
 pytestmark = pytest.mark.slow
 
@@ -56,11 +57,7 @@ EXPECTED = {
 def _clip(folder: Path) -> None:  # openai/clip-vit-base-patch16
     CLIPVisionModel(
         CLIPVisionConfig(
-            **VIT_B,
-            intermediate_size=3072,
-            image_size=224,
-            patch_size=16,
-            hidden_act="quick_gelu",
+            **VIT_B, intermediate_size=3072, image_size=224, patch_size=16, hidden_act="quick_gelu"
         )
     ).save_pretrained(folder)
     CLIPImageProcessor().save_pretrained(folder)  # resize 224 (shortest edge), crop 224
@@ -122,7 +119,7 @@ def test_every_ready_entry_is_a_valid_config():
         "encoders": entries,
         "data": {"source": "official"},
     }
-    validate_config(config, ROOT / "workflow" / "schemas" / "config.schema.yaml")
+    validate_config(config, SCHEMA)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -11,18 +11,24 @@ import torch
 from PIL import Image
 
 from vecomp.data.pools import index_pool
-from vecomp.encoders import create_encoder
+from vecomp.encoders.factory import create_encoder
 from vecomp.features import extract
 from vecomp.features.store import FeatureStore
 
 from .workflow_helpers import tree_digest
 
-SPEC = {"type": "timm_patch", "model": "vit_tiny_patch16_224",
-        "model_kwargs": {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 1,
-                         "num_heads": 2}}  # fmt: skip
-REGION = {"type": "torchvision_frcnn", "arch": "fasterrcnn_mini",
-          "arch_kwargs": {"num_classes": 4, "image_size": 32}, "max_regions": 5,
-          "min_score": 0.0}  # fmt: skip
+SPEC = {
+    "type": "timm_patch",
+    "model": "vit_tiny_patch16_224",
+    "model_kwargs": {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 1, "num_heads": 2},
+}
+REGION = {
+    "type": "torchvision_frcnn",
+    "arch": "fasterrcnn_mini",
+    "arch_kwargs": {"num_classes": 4, "image_size": 32},
+    "max_regions": 5,
+    "min_score": 0.0,
+}
 
 
 @pytest.fixture
@@ -39,9 +45,25 @@ def pool(tmp_path) -> tuple[pd.DataFrame, str]:
 
 
 def run(pool_index: str, out, spec=SPEC, *extra: str) -> int:
-    return extract.main(["--encoder", "patch", "--spec", json.dumps(spec), "--pool", "gqa",
-                         "--pool-index", pool_index, "--out", str(out), "--images-per-shard",
-                         "3", "--batch-size", "4", *extra])  # fmt: skip
+    return extract.main(
+        [
+            "--encoder",
+            "patch",
+            "--spec",
+            json.dumps(spec),
+            "--pool",
+            "gqa",
+            "--pool-index",
+            pool_index,
+            "--out",
+            str(out),
+            "--images-per-shard",
+            "3",
+            "--batch-size",
+            "4",
+            *extra,
+        ]
+    )
 
 
 def test_store_holds_every_image_as_the_encoder_sees_it(pool, tmp_path):

@@ -95,8 +95,10 @@ def test_each_encoder_token_carries_its_position_and_its_encoders_type():
         model.visual["grid"].type_embedding.add_(torch.linspace(-1, 1, 16))
     assert not torch.allclose(before, model(batch["text"], batch["visual"])["pooled"])
     assert set(dict(model.named_parameters())) >= {
-        "visual.grid.type_embedding", "visual.region.type_embedding", "text.type_embedding"
-    }  # fmt: skip
+        "visual.grid.type_embedding",
+        "visual.region.type_embedding",
+        "text.type_embedding",
+    }
 
 
 def test_ve_dropout_never_drops_every_encoder():

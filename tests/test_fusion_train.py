@@ -80,8 +80,16 @@ def test_masking_hurts_exactly_where_the_planted_information_lives(toys, tmp_pat
     assert accuracy["sees_b+noise"] < full - 20  # without a, the a-questions fail
     assert accuracy["sees_a+noise"] < full - 20
     assert set(masked.columns) == {
-        "task", "encoders", "seed", "ve_dropout", "matched", "kept", "masked", "metric", "value"
-    }  # fmt: skip
+        "task",
+        "encoders",
+        "seed",
+        "ve_dropout",
+        "matched",
+        "kept",
+        "masked",
+        "metric",
+        "value",
+    }
 
 
 @pytest.mark.parametrize("task", ["vqav2", "nlvr2", "coco_retrieval"])
@@ -103,8 +111,9 @@ def test_vqa_evaluation_applies_the_metric_options_labels_json_records(toys, tmp
     prepared = tmp_path / "prepared"
     shutil.copytree(toys["vqav2"]["prepared"], prepared)
     label_file = json.loads((prepared / "labels.json").read_text())
-    (prepared / "labels.json").write_text(json.dumps(label_file | {"metric": {
-        "normalise_unanimous": True}}))  # fmt: skip
+    (prepared / "labels.json").write_text(
+        json.dumps(label_file | {"metric": {"normalise_unanimous": True}})
+    )
     paths = {**toys["vqav2"], "prepared": prepared}
     data = _data(paths, "vqav2", ("sees_a", "sees_b"))
     assert data.metric_options == {"normalise_unanimous": True}
@@ -279,8 +288,12 @@ def test_the_checkpoint_describes_itself_and_rebuilds_the_model(toys, tmp_path):
     metrics = _train(toys, tmp_path, encoders=("sees_a", "sees_b"))
     model, checkpoint = load_checkpoint(tmp_path / "checkpoint.pt")
     assert checkpoint["run"] == {
-        "task": "gqa", "encoders": ("sees_a", "sees_b"), "seed": 0, "ve_dropout": 0.0, "matched": ()
-    }  # fmt: skip
+        "task": "gqa",
+        "encoders": ("sees_a", "sees_b"),
+        "seed": 0,
+        "ve_dropout": 0.0,
+        "matched": (),
+    }
     assert checkpoint["train_config"]["lr"] == FAST.lr
     assert {"vecomp", "torch", "python"} <= set(checkpoint["versions"])
     assert checkpoint["selected_epoch"] == metrics["selected_epoch"]
@@ -293,8 +306,20 @@ def test_the_checkpoint_describes_itself_and_rebuilds_the_model(toys, tmp_path):
 def test_the_cli_trains_a_run_and_rejects_bad_settings(toys, tmp_path, capsys):
     paths = toys["gqa"]
     stores = [f"--store={e}={paths['stores'][e]}" for e in ("sees_a", "sees_b")]
-    base = ["train", "--task", "gqa", "--prepared", str(paths["prepared"]), "--text",
-            str(paths["text"]), *stores, "--seed", "0", "--model", json.dumps(MODEL)]  # fmt: skip
+    base = [
+        "train",
+        "--task",
+        "gqa",
+        "--prepared",
+        str(paths["prepared"]),
+        "--text",
+        str(paths["text"]),
+        *stores,
+        "--seed",
+        "0",
+        "--model",
+        json.dumps(MODEL),
+    ]
     settings = json.dumps({"epochs": 2, "batch_size": 16, "device": "cpu", "threads": 1})
     assert cli.main([*base, "--train", settings, "--out", str(tmp_path / "run")]) == 0
     written = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -353,8 +378,9 @@ def test_streaming_from_the_stores_trains_like_preloading(toys, tmp_path):
     preloaded = _train(toys, tmp_path / "a")
     streamed_config = TrainConfig(**{**FAST.__dict__, "preload_features": False})
     run = Run("gqa", ENCODERS, 0, 0.0)
-    data = TaskData("gqa", toys["gqa"]["prepared"], toys["gqa"]["text"], toys["gqa"]["stores"],
-                    preload=False)  # fmt: skip
+    data = TaskData(
+        "gqa", toys["gqa"]["prepared"], toys["gqa"]["text"], toys["gqa"]["stores"], preload=False
+    )
     assert data.visual.stores and not data.visual.blocks
     streamed = train_run(run, data, MODEL, streamed_config, tmp_path / "b")
     # padding lengths differ, so the two agree up to rounding, which training then amplifies
@@ -367,13 +393,27 @@ def test_a_matched_run_is_widened_to_the_parameter_count_of_the_larger_model(toy
     paths = toys["gqa"]
     settings = json.dumps({"epochs": 1, "batch_size": 16, "device": "cpu", "threads": 1})
     reference = [f"--match-store={e}={paths['stores'][e]}" for e in ENCODERS]
-    args = ["train", "--task", "gqa", "--prepared", str(paths["prepared"]), "--text",
-            str(paths["text"]), f"--store=sees_a={paths['stores']['sees_a']}", "--seed", "0",
-            "--model", json.dumps(MODEL), "--train", settings]  # fmt: skip
+    args = [
+        "train",
+        "--task",
+        "gqa",
+        "--prepared",
+        str(paths["prepared"]),
+        "--text",
+        str(paths["text"]),
+        f"--store=sees_a={paths['stores']['sees_a']}",
+        "--seed",
+        "0",
+        "--model",
+        json.dumps(MODEL),
+        "--train",
+        settings,
+    ]
     assert cli.main([*args, *reference, "--out", str(tmp_path / "wide")]) == 0
     assert cli.main([*args, "--out", str(tmp_path / "narrow")]) == 0
-    wide, narrow = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in
-                    ("wide", "narrow"))  # fmt: skip
+    wide, narrow = (
+        json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("wide", "narrow")
+    )
     full = Trainer(Run("gqa", ENCODERS, 0, 0.0), _data(paths), MODEL, FAST)
     target = sum(p.numel() for p in full.model.parameters())
     assert wide["matched"] and wide["matched_to"] == "+".join(ENCODERS)
@@ -414,3 +454,17 @@ def test_a_feature_store_argument_names_its_encoder():
     )
     with pytest.raises(argparse.ArgumentTypeError, match="ENCODER=FOLDER"):
         store_argument("results/features/grid/coco")
+
+
+def test_pair_and_retrieval_models_learn_the_toy_above_what_noise_gives(toys, tmp_path):
+    """The planted attributes decide NLVR2's label (both images have it) and which caption
+    names an image: reading them must beat the majority label and a model that sees only
+    noise, trained the same way in the same test."""
+    pair = _train(toys, tmp_path / "pair", "nlvr2", ("sees_a", "sees_b"))["test"]
+    test = pd.read_parquet(toys["nlvr2"]["prepared"] / "test.parquet")
+    majority = 100 * max(test["label"].mean(), 1 - test["label"].mean())
+    assert pair["accuracy"] > (majority + 100) / 2, (pair, majority)  # half its errors gone
+    seeing = _train(toys, tmp_path / "seeing", "coco_retrieval", ("sees_a", "sees_b"))["test"]
+    blind = _train(toys, tmp_path / "blind", "coco_retrieval", ("noise",))["test"]
+    assert seeing["rsum"] > blind["rsum"] + 50, (seeing, blind)
+    assert seeing["t2i_r5"] > blind["t2i_r5"], (seeing, blind)

@@ -36,8 +36,12 @@ bench = _bench()
 
 
 def test_streamed_members_and_items_are_what_json_loads_reads(tmp_path: Path) -> None:
-    data = {"info": {"v": 2.0}, "questions": [{"id": 1, "q": "é?", "x": 1.5e3}, {"id": -2}],
-            "n": None, "b": [True, False]}  # fmt: skip
+    data = {
+        "info": {"v": 2.0},
+        "questions": [{"id": 1, "q": "é?", "x": 1.5e3}, {"id": -2}],
+        "n": None,
+        "b": [True, False],
+    }
     path = write_json(tmp_path / "f.json", data)
     assert dict(stream_members(path)) == json.loads(path.read_text())
     assert list(stream_items(path, "questions")) == data["questions"]
@@ -79,14 +83,23 @@ def test_gqa_file_whose_top_level_is_a_list_is_reported(tmp_path: Path) -> None:
 def test_gqa_duplicate_qids_are_reported_by_prepare(tmp_path: Path) -> None:
     folder = tmp_path / "gqa" / "questions1.2"
     for name in ("val", "testdev"):
-        write_json(folder / f"{name}_balanced_questions.json",
-                   {"9": {"imageId": "a", "question": "Q?", "answer": "x"}})  # fmt: skip
+        write_json(
+            folder / f"{name}_balanced_questions.json",
+            {"9": {"imageId": "a", "question": "Q?", "answer": "x"}},
+        )
     (folder / "train_balanced_questions.json").write_text(
         '{"1": {"imageId": "a", "question": "Q?", "answer": "no"}, '
         '"1": {"imageId": "a", "question": "S?", "answer": "yes"}}'
     )  # a duplicate key: json.loads kept the last silently; the stream sees both
-    pool = pd.DataFrame({"image_id": ["a"], "path": ["a.jpg"], "width": [8], "height": [8],
-                         "error": pd.Series([None], dtype=object)})  # fmt: skip
+    pool = pd.DataFrame(
+        {
+            "image_id": ["a"],
+            "path": ["a.jpg"],
+            "width": [8],
+            "height": [8],
+            "error": pd.Series([None], dtype=object),
+        }
+    )
     with pytest.raises(BadRecordsError, match="id occurs 2 times in train"):
         prepare("gqa", {"gqa/questions1.2.zip": folder}, pool)
 
@@ -98,8 +111,10 @@ def _vqa_files(tmp_path: Path, annotations: list) -> dict[str, Path]:
         question = {"image_id": 1, "question": "Q?", "question_id": 10}
         questions = [question] if part == "Train" else []
         write_json(q_dir / f"v2_OpenEnded_mscoco_{sub}_questions.json", {"questions": questions})
-        write_json(a_dir / f"v2_mscoco_{sub}_annotations.json",
-                   {"annotations": annotations if part == "Train" else []})  # fmt: skip
+        write_json(
+            a_dir / f"v2_mscoco_{sub}_annotations.json",
+            {"annotations": annotations if part == "Train" else []},
+        )
         files[f"vqav2/v2_Questions_{part}_mscoco.zip"] = q_dir
         files[f"vqav2/v2_Annotations_{part}_mscoco.zip"] = a_dir
     return files
@@ -107,12 +122,20 @@ def _vqa_files(tmp_path: Path, annotations: list) -> dict[str, Path]:
 
 @pytest.mark.parametrize(
     ("answers", "reason"),
-    [(5, "'answers' is not a list"), ([], "'answers' is empty"),
-     (["red"] * 10, "an entry of 'answers' has no 'answer'")],
-)  # fmt: skip
+    [
+        (5, "'answers' is not a list"),
+        ([], "'answers' is empty"),
+        (["red"] * 10, "an entry of 'answers' has no 'answer'"),
+    ],
+)
 def test_vqav2_malformed_annotation_is_a_problem_of_its_question(tmp_path, answers, reason):
-    annotation = {"question_id": 10, "image_id": 1, "question_type": "what",
-                  "answer_type": "other", "answers": answers}  # fmt: skip
+    annotation = {
+        "question_id": 10,
+        "image_id": 1,
+        "question_type": "what",
+        "answer_type": "other",
+        "answers": answers,
+    }
     orphan = {**annotation, "question_id": 11}  # used by no question: never reported
     parsed = get_parser("vqav2")(_vqa_files(tmp_path, [annotation, orphan, ["not an object"]]))
     assert [p.reason for p in parsed.problems] == [reason]
@@ -131,8 +154,10 @@ def test_bench_files_parse_the_same_streamed_and_whole(tmp_path: Path, monkeypat
     assert sum(len(r) for r in streamed.records.values()) == records
     assert streamed.problems == []
     module = sys.modules[get_parser(task).__module__]
-    for name, whole_read in (("stream_members", bench.whole_members),
-                             ("stream_items", bench.whole_items)):  # fmt: skip
+    for name, whole_read in (
+        ("stream_members", bench.whole_members),
+        ("stream_items", bench.whole_items),
+    ):
         if hasattr(module, name):
             monkeypatch.setattr(module, name, whole_read)
     whole = get_parser(task)(files)
@@ -145,9 +170,20 @@ def test_bench_files_parse_the_same_streamed_and_whole(tmp_path: Path, monkeypat
 def test_bench_gqa_record_is_shaped_like_the_released_ones() -> None:
     rng = random.Random(0)
     q = bench.gqa_question(rng, "2354786", "02930152", bench._answers(rng, 50))
-    assert set(q) == {"imageId", "question", "answer", "fullAnswer", "isBalanced", "types",
-                      "groups", "annotations", "semantic", "semanticStr", "entailed",
-                      "equivalent"}  # fmt: skip
+    assert set(q) == {
+        "imageId",
+        "question",
+        "answer",
+        "fullAnswer",
+        "isBalanced",
+        "types",
+        "groups",
+        "annotations",
+        "semantic",
+        "semanticStr",
+        "entailed",
+        "equivalent",
+    }
     assert set(q["types"]) == {"structural", "semantic", "detailed"}
     assert {"operation", "dependencies", "argument"} == set(q["semantic"][0])
     assert 1000 < len(json.dumps(q)) < 2200  # ~1.5 KB: 943k of them make ~1.4 GB
@@ -159,9 +195,11 @@ def test_bench_tiny_run_measures_every_stage(tmp_path: Path, capsys) -> None:
     assert bench.main(args) == 0
     rows = json.loads(out.read_text())["rows"]
     assert [(r["stage"], r["read"]) for r in rows] == [
-        ("parse", "streamed"), ("parse", "whole-file"),
-        ("prepare", "streamed"), ("prepare", "whole-file"),
-    ]  # fmt: skip
+        ("parse", "streamed"),
+        ("parse", "whole-file"),
+        ("prepare", "streamed"),
+        ("prepare", "whole-file"),
+    ]
     for row in rows:
         assert row["peak_rss"] > 10e6 and row["seconds"] > 0
         assert sum(row["counts"].values()) == row["records"]

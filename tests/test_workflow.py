@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import yaml
 
 from vecomp.data.registry import POOLS, TASKS
 
+from .test_provenance import UNHASHED
 from .workflow_helpers import ROOT, TINY, copy_project, run, tree_digest
 
 
@@ -66,6 +68,33 @@ def test_every_snakemake_output_lies_under_a_dvc_output(configfile):
     assert not unversioned, f"outputs no DVC stage versions: {unversioned[:10]}"
 
 
+SHIPPED_CONFIGS = [*sorted((ROOT / "config").glob("*.yaml")), TINY]
+
+
+def test_dvc_yaml_paths_name_no_encoder_or_task_of_any_config():
+    """A profile that renames encoders or tasks needs no edit of dvc.yaml."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    deps = [d for stage in stages.values() for d in stage["deps"]]
+    parts = {part for path in dvc_outputs(ROOT / "dvc.yaml") + deps for part in Path(path).parts}
+    for configfile in SHIPPED_CONFIGS:
+        config = yaml.safe_load(configfile.read_text())
+        if "encoders" not in config:
+            continue  # the checksum lock
+        named = {Path(p).stem for p in parts} & (set(config["encoders"]) | set(config["tasks"]))
+        assert not named, f"dvc.yaml names {named} of {configfile.name}"
+
+
+def test_the_encoders_stage_leaves_dvc_its_folders_without_pretraining(tmp_path):
+    """The paper profile pretrains nothing; DVC still finds the stage's outputs."""
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["encoders"]
+    out = run(["snakemake", "-n", "encoders", "--configfile", "config/paper.yaml"], ROOT)
+    assert "pretrain_encoder" not in out.stdout
+    setup = stage["cmd"].split(" && snakemake")[0]
+    subprocess.run(setup, shell=True, cwd=tmp_path, check=True)
+    outputs = [next(iter(o)) for o in stage["outs"]] + stage["metrics"]
+    assert all((tmp_path / path).is_dir() for path in outputs), outputs
+
+
 def test_dvc_params_name_keys_that_exist_in_the_default_config():
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -85,6 +114,18 @@ def test_dvc_params_name_keys_that_exist_in_the_default_config():
         ({"data": {"sourc": "x"}}, "data: unknown key(s) ['sourc']; allowed:"),
         ({"data": {"synthetic": {"seed": "zero"}}}, "data.synthetic.seed: 'zero' is not of type"),
         ({"data": {"on_bad_records": "ignore"}}, "use one of ['error', 'drop']"),
+        (
+            {
+                "encoders": {
+                    "grid": {
+                        "type": "timm_grid",
+                        "model": "resnet10t",
+                        "pretrain": {"objective": "grid", "epoch": 3},
+                    }
+                }
+            },
+            "encoders.grid.pretrain: pretraining objective 'grid' has no option(s) ['epoch']",
+        ),
     ],
 )
 def test_bad_config_stops_before_any_job(tmp_path, patch, expected):
@@ -164,9 +205,14 @@ def test_changing_one_task_training_setting_reruns_only_its_runs(tiny_run, tmp_p
     trained = {w for rule, w in planned if rule == "train_fusion"}
     assert len(trained) == 8 and all(w.startswith("task=gqa,") for w in trained)
     downstream = {job for job in planned if job[0] != "train_fusion"}
-    assert downstream == {("collect_runs", ""), ("analyse_task", "task=gqa"), ("analyse", ""),
-                          ("figures", ""), ("all", ""),
-                          ("train_matched", "task=gqa, subset=grid, seed=0")}  # fmt: skip
+    assert downstream == {
+        ("collect_runs", ""),
+        ("analyse_task", "task=gqa"),
+        ("analyse", ""),
+        ("figures", ""),
+        ("all", ""),
+        ("train_matched", "task=gqa, subset=grid, seed=0"),
+    }
 
 
 @pytest.mark.slow
@@ -195,8 +241,19 @@ def test_changing_one_task_setting_reruns_only_that_task(tiny_run, tmp_path):
 def test_dvc_repro_matches_snakemake_byte_for_byte(tiny_run, tmp_path):
     work = copy_project(tmp_path / "dvc", TINY)
     run(["dvc", "repro"], work)
-    folders = ("synthetic", "downloads", "prepared", "metrics", "encoders", "features", "text",
-               "runs", "tables", "analysis", "figures")  # fmt: skip
+    folders = (
+        "synthetic",
+        "downloads",
+        "prepared",
+        "metrics",
+        "encoders",
+        "features",
+        "text",
+        "runs",
+        "tables",
+        "analysis",
+        "figures",
+    )
     for folder in folders:
         assert tree_digest(work / "results" / folder) == tree_digest(
             tiny_run / "results" / folder
@@ -261,16 +318,51 @@ def test_a_dvc_experiment_reruns_only_what_its_parameter_touches(tiny_run, tmp_p
     assert (tmp_path / "plots" / "index.html").exists()
 
 
+def code_changed_rules(dry_run_output: str) -> set[str]:
+    """The rules of the jobs a `snakemake -n` reruns because their code hash (a param)
+    changed, as opposed to those that only follow an updated input."""
+    rules, rule = set(), None
+    for line in dry_run_output.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+        elif "reason:" in line and "Params have changed" in line:
+            rules.add(rule)
+    return rules
+
+
 @pytest.mark.slow
-def test_editing_package_code_reruns_exactly_the_jobs_that_run_it(tiny_run):
-    baselines = tiny_run / "src" / "vecomp" / "data" / "baselines.py"
-    original = baselines.read_text()
+@pytest.mark.parametrize(
+    "module",
+    [
+        "data/baselines.py",
+        "demo/synthetic/words.py",
+        "demo/probe.py",
+        "kinds.py",
+        "metrics/vqa.py",
+        "analysis/figures.py",
+    ],
+)
+def test_editing_package_code_reruns_exactly_the_jobs_that_run_it(tiny_run, module):
+    """The rules whose code changed are those whose command's import closure holds the module
+    (computed here from the copy's own sources), and nothing else."""
+    from vecomp.provenance import command_code
+
+    from .test_provenance import rule_commands
+
+    source = tiny_run / "src" / "vecomp"
+    path = source / module
+    expected = {
+        rule
+        for rule, command in rule_commands().items()
+        if path in command_code(command, source) and command not in UNHASHED
+    }
+    original = path.read_text()
     try:
-        baselines.write_text(original + "\n# an edit\n")
-        planned = planned_jobs(run(["snakemake", "-n"], tiny_run).stdout)
-        assert planned == {("baselines", ""), ("analyse", ""), ("figures", ""), ("all", "")}
+        path.write_text(original + "\n# an edit\n")
+        planned = run(["snakemake", "-n"], tiny_run).stdout
+        assert code_changed_rules(planned) == expected, planned[-3000:]
     finally:
-        baselines.write_text(original)
+        path.write_text(original)
     assert "Nothing to be done" in run(["snakemake", "-n"], tiny_run).stdout
 
 
@@ -303,8 +395,21 @@ def test_an_lm_initialised_sweep_tokenises_trains_and_analyses(tiny_run, tmp_pat
 def test_the_fusion_designs_benchmark_runs_on_a_finished_run(tiny_run, tmp_path):
     """bench/fusion_designs.py on the tiny run's results, so that the benchmark cannot rot."""
     out = tmp_path / "designs.json"
-    run([sys.executable, "bench/fusion_designs.py", "--tasks", "gqa", "--subset", "grid",
-         "--init-epochs", "1", "--json", str(out)], tiny_run)  # fmt: skip
+    run(
+        [
+            sys.executable,
+            "bench/fusion_designs.py",
+            "--tasks",
+            "gqa",
+            "--subset",
+            "grid",
+            "--init-epochs",
+            "1",
+            "--json",
+            str(out),
+        ],
+        tiny_run,
+    )
     rows = json.loads(out.read_text())
     assert [(r["design"], r["seed"]) for r in rows] == [("from scratch", 0), ("model.init", 0)]
     assert rows[1]["parameters"] > 22_000_000 > rows[0]["parameters"]

@@ -17,9 +17,14 @@ def tool_env() -> dict[str, str]:
     """The venv's scripts (vecomp, snakemake, dvc) first on PATH, offline, no analytics."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.update(HF_HUB_OFFLINE="1", DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t",
-               GIT_AUTHOR_EMAIL="t@t.invalid", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@t.invalid")  # fmt: skip
+    env.update(
+        HF_HUB_OFFLINE="1",
+        DVC_NO_ANALYTICS="1",
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@t.invalid",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@t.invalid",
+    )
     return env
 
 

@@ -14,6 +14,7 @@ from jsonschema import Draft7Validator, validators
 
 from .data.registry import TASKS
 from .errors import VecompError
+from .settings import SCHEMA
 
 
 class ConfigError(VecompError, ValueError):
@@ -128,11 +129,14 @@ def _matched_checks(config: dict) -> list[str]:
     for i, entry in enumerate((config.get("sweep") or {}).get("matched") or []):
         where = f"sweep.matched[{i}]"
         if entry.get("task") not in tasks:
-            problems.append(f"{where}: task {entry.get('task')!r} is not configured; use one of "
-                            f"{sorted(tasks)}")  # fmt: skip
+            problems.append(
+                f"{where}: task {entry.get('task')!r} is not configured; use one of {sorted(tasks)}"
+            )
         if entry.get("encoder") not in encoders:
-            problems.append(f"{where}: encoder {entry.get('encoder')!r} is not configured; use "
-                            f"one of {sorted(encoders)}")  # fmt: skip
+            problems.append(
+                f"{where}: encoder {entry.get('encoder')!r} is not configured; use "
+                f"one of {sorted(encoders)}"
+            )
         elif len(encoders) < 2:
             problems.append(f"{where}: matching a larger model needs two or more encoders")
     return problems
@@ -140,7 +144,8 @@ def _matched_checks(config: dict) -> list[str]:
 
 def _encoder_checks(encoders: dict) -> list[str]:
     """Encoder types and options exist (checked before any job, not in the job that uses them)."""
-    from .encoders.registry import EncoderSpecError, check_spec
+    from .encoders.factory import check_spec
+    from .encoders.registry import EncoderSpecError
 
     problems = []
     for name, spec in encoders.items():
@@ -151,12 +156,31 @@ def _encoder_checks(encoders: dict) -> list[str]:
             check_spec(options)
         except EncoderSpecError as err:
             problems.append(f"encoders.{name}: {err}")
+        problems += _pretrain_problems(name, spec.get("pretrain"))
         if "pretrain" in spec and "weights" in spec:
             problems.append(
                 f"encoders.{name}: has both pretrain and weights; a pretrained encoder's weights "
                 f"are results/encoders/{name} (drop `weights`, or drop `pretrain`)"
             )
     return problems
+
+
+def _pretrain_problems(name: str, pretrain) -> list[str]:
+    """A demo encoder's pretraining options exist and are in range (the objective's DEFAULTS)."""
+    if not isinstance(pretrain, dict):
+        return []  # absent, or the schema reports it
+    from .demo.pretrain import DEFAULTS
+    from .demo.pretrain.data import PretrainSpecError, resolve_spec
+
+    objective = pretrain.get("objective")
+    if objective not in DEFAULTS:
+        return []  # the schema reports it
+    options = {k: v for k, v in pretrain.items() if k != "objective"}
+    try:
+        resolve_spec(objective, DEFAULTS[objective], options)
+    except PretrainSpecError as err:
+        return [f"encoders.{name}.pretrain: {err}"]
+    return []
 
 
 def _precomputed_checks(config: dict) -> list[str]:
@@ -202,7 +226,7 @@ def _feature_file_problems(entries: list | None, synthetic: bool) -> list[str]:
     return problems
 
 
-def validate_config(config: dict, schema_path: str | Path) -> dict:
+def validate_config(config: dict, schema_path: str | Path = SCHEMA) -> dict:
     """Validate ``config`` in place (defaults filled in) and return it; raise ConfigError."""
     schema = yaml.safe_load(Path(schema_path).read_text())
     errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))

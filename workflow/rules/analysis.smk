@@ -2,14 +2,13 @@
 # analysis table from the one table of runs, the results table, and the figures of the report
 # (src/vecomp/analysis/). `snakemake --report report.html` collects the figures with captions.
 
+
 rule analyse_task:
     input:
         prepared=lambda w: prepared(w.task),
         text=text_file("{task}"),
         stores=lambda w: [store_file(e, task_pool(w.task)) for e in ENCODERS],
-        checkpoints=lambda w: [
-            f"{folder}/checkpoint.pt" for folder in task_runs(w.task)
-        ],
+        checkpoints=lambda w: [f"{folder}/checkpoint.pt" for folder in task_runs(w.task)],
     output:
         [f"results/analysis/tasks/{{task}}/{name}" for name in ANALYSIS_FILES],
     log:
@@ -20,7 +19,7 @@ rule analyse_task:
     resources:
         gpu=lambda w: scheduling(config, w.task)["gpus"],
     params:
-        code=code_hash("inference"),
+        code=code_hash("analyse-task"),
         samples=ANALYSIS["attention_samples"],
         options=lambda w: json.dumps(task_evaluation(w.task), sort_keys=True),
         stores=lambda w: " ".join(
@@ -38,9 +37,7 @@ rule analyse_task:
 rule analyse:
     input:
         runs=rules.collect_runs.output.runs,
-        tasks=expand(
-            "results/analysis/tasks/{task}/{name}", task=TASKS, name=ANALYSIS_FILES
-        ),
+        tasks=expand("results/analysis/tasks/{task}/{name}", task=TASKS, name=ANALYSIS_FILES),
         baselines=rules.baselines.output,
     output:
         tables=[f"results/analysis/{name}.csv" for name in ANALYSES],

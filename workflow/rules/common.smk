@@ -1,12 +1,12 @@
 # Config validation and shared helpers: the tasks, files and pools this run needs, derived
 # from the dataset registry (src/vecomp/data/registry.py).
 
-import glob
-import hashlib
 import json
 import os
 import re
+from pathlib import Path
 
+from vecomp import provenance
 from vecomp.analysis.analyse import ANALYSES
 from vecomp.analysis.figures import FIGURES
 from vecomp.config import validate_config
@@ -24,8 +24,9 @@ from vecomp.fusion.sweep import (
     sweep_table,
     train_settings,
 )
+from vecomp.kinds import get_kind
 
-validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+validate_config(config)  # against src/vecomp/config.schema.yaml
 
 DATA = config["data"]
 TASKS = list(config["tasks"])
@@ -41,9 +42,7 @@ FEATURE_FILES = [
     if key in registry.FEATURE_FILES
 ]
 FILES = registry.files_for(TASKS) + sorted(set(FEATURE_FILES))
-ARCHIVES = {
-    registry.get_file(k).stem: k for k in FILES if registry.get_file(k).is_archive
-}
+ARCHIVES = {registry.get_file(k).stem: k for k in FILES if registry.get_file(k).is_archive}
 SYNTHETIC = DATA["source"] == "synthetic"
 PRETRAINED = [name for name, spec in ENCODERS.items() if "pretrain" in spec]
 FEATURES = config["features"]
@@ -56,80 +55,14 @@ RUNS = run_folders(SWEEP) if ENCODERS else []
 MATCHED = matched_folders(TASKS, ENCODERS, config["sweep"]) if ENCODERS else []
 
 
-# The package code each rule runs. Its content hash is a param of the rule, so editing the code
-# reruns exactly the jobs that use it (Snakemake's params trigger), while a fresh clone or a
-# `dvc checkout` with unchanged code reruns nothing (no mtimes involved). Downloads and archive
-# extraction have none: their results are pinned by checksums, and refetching is expensive.
-CODE = {
-    "synthetic": ["src/vecomp/data/synthetic/*.py"],
-    "pools": ["src/vecomp/data/pools.py", "src/vecomp/data/registry.py"],
-    "prepare": [
-        "src/vecomp/data/parsers/*.py",
-        "src/vecomp/data/prepare.py",
-        "src/vecomp/data/registry.py",
-        "src/vecomp/metrics/vqa.py",
-    ],
-    "baselines": ["src/vecomp/data/baselines.py", "src/vecomp/metrics/vqa.py"],
-    "pretrain": [
-        "src/vecomp/encoders/**/*.py",
-        "src/vecomp/data/synthetic/scenes.py",
-        "src/vecomp/data/synthetic/captions.py",
-        "src/vecomp/data/synthetic/questions.py",
-        "src/vecomp/data/synthetic/words.py",
-    ],
-    "features": [
-        "src/vecomp/encoders/*.py",
-        "src/vecomp/features/*.py",
-        "src/vecomp/devices.py",
-        "src/vecomp/data/registry.py",
-    ],
-    "text": ["src/vecomp/fusion/text.py", "src/vecomp/encoders/weights.py"],
-    "fusion": [
-        "src/vecomp/fusion/*.py",
-        "src/vecomp/io.py",
-        "src/vecomp/errors.py",
-        "src/vecomp/encoders/weights.py",
-        "src/vecomp/devices.py",
-        "src/vecomp/features/store.py",
-        "src/vecomp/metrics/*.py",
-        "src/vecomp/data/registry.py",
-    ],
-    "collect": ["src/vecomp/analysis/collect.py"],
-    "inference": [
-        "src/vecomp/analysis/inference.py",
-        "src/vecomp/fusion/*.py",
-        "src/vecomp/encoders/weights.py",
-        "src/vecomp/devices.py",
-        "src/vecomp/features/store.py",
-        "src/vecomp/metrics/*.py",
-    ],
-    "analyse": [
-        "src/vecomp/analysis/analyse.py",
-        "src/vecomp/analysis/collect.py",
-        "src/vecomp/analysis/stats.py",
-        "src/vecomp/analysis/tables.py",
-        "src/vecomp/fusion/evaluate.py",
-        "src/vecomp/data/registry.py",
-    ],
-    "figures": [
-        "src/vecomp/analysis/figures.py",
-        "src/vecomp/analysis/stats.py",
-        "src/vecomp/fusion/evaluate.py",
-        "src/vecomp/data/registry.py",
-    ],
-}
-
-
-def code_hash(part):
-    """Content hash of the package code behind one part of the DAG (see CODE)."""
-    digest = hashlib.sha256()
-    root = workflow.basedir
-    for pattern in CODE[part]:
-        for path in sorted(glob.glob(os.path.join(root, pattern), recursive=True)):
-            digest.update(os.path.relpath(path, root).encode())
-            with open(path, "rb") as code:
-                digest.update(code.read())
-    return digest.hexdigest()[:16]
+# The package code each rule's command runs (its import closure: vecomp/provenance.py). Its
+# content hash is a param of the rule, so editing a module reruns exactly the jobs whose commands
+# import it (Snakemake's params trigger), while a fresh clone or a `dvc checkout` with unchanged
+# code reruns nothing (no mtimes involved). Downloads and archive extraction have none: their
+# results are pinned by checksums, and refetching is expensive.
+def code_hash(command):
+    """Content hash of the package code behind ``vecomp <command>`` in this checkout."""
+    return provenance.code_hash(command, Path(workflow.basedir) / "src" / "vecomp")
 
 
 def alternatives(names):
@@ -154,7 +87,7 @@ PREPARED_FILES = [
     "labels.json",
     "report.json",
 ]
-CLASSIFICATION_TASKS = [t for t in TASKS if registry.get_task(t).kind != "retrieval"]
+LABELLED_TASKS = [t for t in TASKS if get_kind(registry.get_task(t).kind).has_labels]
 
 
 # Targets of each phase: `snakemake <phase rule>` runs one phase (DVC stages do exactly that).
@@ -176,7 +109,7 @@ def feature_targets():
 
 def prepare_targets():
     targets = [p for t in TASKS for p in prepared(t)]
-    if CLASSIFICATION_TASKS:
+    if LABELLED_TASKS:
         targets.append("results/metrics/baselines.json")
     return targets
 
@@ -201,7 +134,7 @@ def task_pool_index(wildcards):
 
 def prepare_options(task):
     """The task settings that prepare reads, as command-line options."""
-    if registry.get_task(task).kind == "vqa":
+    if get_kind(registry.get_task(task).kind).target == "answers":
         return f"--vqa '{json.dumps(config['tasks'][task], sort_keys=True)}'"
     return ""
 
@@ -248,7 +181,7 @@ def pretrain_spec(name):
 
 def pretrain_threads(wildcards):
     """The CPU threads a pretraining job asks for: those its spec trains with."""
-    from vecomp.encoders.pretrain.data import SHARED_DEFAULTS  # imports timm: only when asked
+    from vecomp.demo.pretrain.data import SHARED_DEFAULTS  # imports timm: only when asked
 
     return pretrain_spec(wildcards.encoder).get("threads", SHARED_DEFAULTS["threads"])
 

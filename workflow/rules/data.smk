@@ -1,4 +1,4 @@
-# Data phase: [generate the synthetic suite] -> download -> extract -> index pools -> prepare.
+# Data phase: [generate the synthetic suite] -> download -> unpack -> index pools -> prepare.
 
 
 rule generate_synthetic:
@@ -11,7 +11,7 @@ rule generate_synthetic:
     conda:
         "../../envs/vecomp.yaml"
     params:
-        code=code_hash("synthetic"),
+        code=code_hash("generate"),
         spec=json.dumps(DATA["synthetic"], sort_keys=True),
         mirror=lambda w, output: os.path.dirname(output.sums),
         graphs=lambda w, output: os.path.dirname(output.graphs[0]),
@@ -42,7 +42,7 @@ rule download:
         " --timeout-s {params.timeout} > {log} 2>&1"
 
 
-rule extract:
+rule unpack:
     input:
         lambda w: f"results/downloads/{ARCHIVES[w.archive]}",
     output:
@@ -52,7 +52,7 @@ rule extract:
     conda:
         "../../envs/vecomp.yaml"
     shell:
-        "vecomp extract --archive {input} --out {output} > {log} 2>&1"
+        "vecomp unpack --archive {input} --out {output} > {log} 2>&1"
 
 
 rule index_pool:
@@ -66,7 +66,7 @@ rule index_pool:
         "../../envs/vecomp.yaml"
     threads: 4
     params:
-        code=code_hash("pools"),
+        code=code_hash("index-pool"),
     shell:
         "vecomp index-pool --pool {wildcards.pool} --images {input} --out {output}"
         " --threads {threads} > {log} 2>&1"
@@ -96,7 +96,7 @@ rule prepare:
 
 rule baselines:
     input:
-        [f"results/prepared/{t}/test.parquet" for t in CLASSIFICATION_TASKS],
+        [f"results/prepared/{t}/test.parquet" for t in LABELLED_TASKS],
     output:
         "results/metrics/baselines.json",
     log:

@@ -17,7 +17,7 @@ rule extract_features:
     resources:
         gpu=FEATURES["gpus"],
     params:
-        code=code_hash("features"),
+        code=code_hash("extract-features"),
         spec=lambda w: json.dumps(encoder_spec(w.encoder), sort_keys=True),
         folder=lambda w, output: os.path.dirname(output[0]),
         batch_size=FEATURES["batch_size"],
@@ -25,9 +25,7 @@ rule extract_features:
         shard=FEATURES["images_per_shard"],
         device=FEATURES["device"],
         on_bad=FEATURES["on_bad_images"],
-        sources=lambda w, input: (
-            f"--sources {' '.join(input.sources)}" if input.sources else ""
-        ),
+        sources=lambda w, input: (f"--sources {' '.join(input.sources)}" if input.sources else ""),
     shell:
         "vecomp extract-features --encoder {wildcards.encoder} --spec '{params.spec}'"
         " --pool {wildcards.pool} --pool-index {input.pool} --out {params.folder}"

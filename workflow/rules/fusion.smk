@@ -16,7 +16,7 @@ if MODEL.get("init"):
         conda:
             "../../envs/vecomp.yaml"
         params:
-            code=code_hash("text"),
+            code=code_hash("tokenize-text"),
             model=MODEL["init"],
             max_length=TEXT["max_length"],
             folder=lambda w, output: os.path.dirname(output[0]),
@@ -37,7 +37,7 @@ else:
         conda:
             "../../envs/vecomp.yaml"
         params:
-            code=code_hash("text"),
+            code=code_hash("encode-text"),
             model=TEXT["model"],
             max_length=TEXT["max_length"],
             layer=TEXT["layer"],
@@ -63,12 +63,11 @@ rule train_fusion:
     resources:
         gpu=lambda w: scheduling(config, w.task)["gpus"],
     params:
-        code=code_hash("fusion"),
+        code=code_hash("train"),
         model=lambda w: json.dumps(model_settings(MODEL, w.subset), sort_keys=True),
         train=lambda w: json.dumps(train_settings(config, w.task), sort_keys=True),
         stores=lambda w: " ".join(
-            f"--store {e}={store_folder(e, task_pool(w.task))}"
-            for e in w.subset.split("+")
+            f"--store {e}={store_folder(e, task_pool(w.task))}" for e in w.subset.split("+")
         ),
         text=lambda w, input: os.path.dirname(input.text),
         folder=lambda w, output: os.path.dirname(output[0]),
@@ -94,13 +93,12 @@ rule train_matched:
     resources:
         gpu=lambda w: scheduling(config, w.task)["gpus"],
     params:
-        code=code_hash("fusion"),
+        code=code_hash("train"),
         model=lambda w: json.dumps(model_settings(MODEL, w.subset), sort_keys=True),
         train=lambda w: json.dumps(train_settings(config, w.task), sort_keys=True),
         store=lambda w: store_folder(w.subset, task_pool(w.task)),
         reference=lambda w: " ".join(
-            f"--match-store {e}={store_folder(e, task_pool(w.task))}"
-            for e in sorted(ENCODERS)
+            f"--match-store {e}={store_folder(e, task_pool(w.task))}" for e in sorted(ENCODERS)
         ),
         text=lambda w, input: os.path.dirname(input.text),
         folder=lambda w, output: os.path.dirname(output[0]),

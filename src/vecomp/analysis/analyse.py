@@ -1,7 +1,7 @@
 """``vecomp analyse``: every analysis table, the results table and the headline metrics.
 
 Reads the tidy table of runs, each task's ``attention.csv`` and ``ensemble.csv``
-(``inference.py``) and the trivial baselines. Writes under ``--out`` one CSV per analysis
+(``analyse_task.py``) and the trivial baselines. Writes under ``--out`` one CSV per analysis
 (``ANALYSES``) and the results table as ``results.md`` and ``results.tex``; and ``--metrics``, a
 DVC metric file: per task the best subset, its gain over its best single encoder, and the
 dominant encoder of the last layer.
@@ -34,8 +34,9 @@ ANALYSES = {
 
 
 def read_inputs(runs: Path, task_folders: list[Path]) -> dict[str, pd.DataFrame]:
-    missing = [f for f in task_folders for n in ("attention.csv", "ensemble.csv")
-               if not (f / n).exists()]  # fmt: skip
+    missing = [
+        f for f in task_folders for n in ("attention.csv", "ensemble.csv") if not (f / n).exists()
+    ]
     if missing:
         raise VecompError(f"{missing[0]} lacks its tables: run `vecomp analyse-task` for it first")
     return {
@@ -79,8 +80,13 @@ def analyse(inputs: dict, baselines: dict, out: Path, metrics: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vecomp analyse", description=__doc__)
     parser.add_argument("--runs", type=Path, required=True, help="results/tables/runs.csv")
-    parser.add_argument("--tasks", type=Path, nargs="+", required=True,
-                        help="per-task folders of `vecomp analyse-task`")  # fmt: skip
+    parser.add_argument(
+        "--tasks",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="per-task folders of `vecomp analyse-task`",
+    )
     parser.add_argument("--baselines", type=Path, help="results/metrics/baselines.json")
     parser.add_argument("--out", type=Path, required=True, help="folder for the analysis tables")
     parser.add_argument("--metrics", type=Path, required=True, help="headline metrics JSON")

@@ -24,10 +24,17 @@ from .stats import headline_metric  # noqa: E402
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442"]
 BLOCK_COLOURS = {"text": "#000000", "cls": "#999999"}
 STYLE = {
-    "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7,
-    "xtick.labelsize": 7, "ytick.labelsize": 7, "axes.spines.top": False,
-    "axes.spines.right": False, "figure.dpi": 150, "savefig.bbox": "tight",
-}  # fmt: skip
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "figure.dpi": 150,
+    "savefig.bbox": "tight",
+}
 COLUMN, PAGE = 3.4, 7.0  # inches
 
 
@@ -93,13 +100,17 @@ def gain_over_best_single(gains: pd.DataFrame) -> plt.Figure:
         error = [rows["gain"] - rows["low"], rows["high"] - rows["gain"]]
         colours = ["#009E73" if g > 0 else "#D55E00" for g in rows["gain"]]
         ax.barh(y, rows["gain"], xerr=error, color=colours, capsize=2)
-        ax.set_yticks(y, [f"{s}\n(vs {b})" for s, b in zip(rows["encoders"], rows["best_single"],
-                                                            strict=True)])  # fmt: skip
+        ax.set_yticks(
+            y,
+            [f"{s}\n(vs {b})" for s, b in zip(rows["encoders"], rows["best_single"], strict=True)],
+        )
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_title(task)
         ax.set_xlabel(f"gain ({unit(task)} points)")
-    figure.suptitle("Multi-encoder subset minus its best single encoder (mean over seeds, 95% "
-                    "bootstrap interval)")  # fmt: skip
+    figure.suptitle(
+        "Multi-encoder subset minus its best single encoder (mean over seeds, 95% "
+        "bootstrap interval)"
+    )
     figure.tight_layout()
     return figure
 
@@ -112,8 +123,15 @@ def necessity_vs_capacity(necessity: pd.DataFrame) -> plt.Figure:
     figure, axes = _facets(rows["task"].unique())
     for ax, (task, task_rows) in zip(axes.flat, rows.groupby("task"), strict=False):
         for row in task_rows.itertuples(index=False):
-            ax.errorbar(row.capacity, row.necessity, yerr=row.necessity_std, fmt="o",
-                        color=colours[row.encoder], label=row.encoder, capsize=2)  # fmt: skip
+            ax.errorbar(
+                row.capacity,
+                row.necessity,
+                yerr=row.necessity_std,
+                fmt="o",
+                color=colours[row.encoder],
+                label=row.encoder,
+                capsize=2,
+            )
         ax.axhline(0, color="grey", linewidth=0.6)
         ax.set_title(task)
         ax.set_xlabel(f"capacity: score alone ({unit(task)})")
@@ -132,8 +150,10 @@ def masking_vs_retraining(table: pd.DataFrame) -> plt.Figure:
     for ax, (task, task_rows) in zip(axes.flat, rows.groupby("task"), strict=False):
         for row in task_rows.itertuples(index=False):
             ax.scatter(row.retrained, row.masked, color=colours[row.kept], label=row.kept, s=14)
-        limits = [task_rows[["masked", "retrained"]].min().min(),
-                  task_rows[["masked", "retrained"]].max().max()]  # fmt: skip
+        limits = [
+            task_rows[["masked", "retrained"]].min().min(),
+            task_rows[["masked", "retrained"]].max().max(),
+        ]
         ax.plot(limits, limits, color="grey", linewidth=0.6, linestyle="--")
         ax.set_title(task)
         ax.set_xlabel(f"retrained on kept ({unit(task)})")
@@ -157,8 +177,14 @@ def attention_per_layer(attention: pd.DataFrame) -> plt.Figure:
         for i, value in enumerate(("mass", "per_token")):
             ax = axes[i, j]
             for block, block_rows in task_rows.groupby("block"):
-                ax.plot(block_rows["layer"], block_rows[value], marker="o", markersize=3,
-                        color=colours[block], label=block)  # fmt: skip
+                ax.plot(
+                    block_rows["layer"],
+                    block_rows[value],
+                    marker="o",
+                    markersize=3,
+                    color=colours[block],
+                    label=block,
+                )
             ax.set_title(task if i == 0 else "")
             ax.set_xticks(sorted(task_rows["layer"].unique()))
         axes[1, j].set_xlabel("layer")
@@ -175,8 +201,15 @@ def ensemble_vs_fusion(table: pd.DataFrame) -> plt.Figure:
     figure, axes = _facets(table["task"].unique())
     for ax, (task, rows) in zip(axes.flat, table.groupby("task"), strict=False):
         y = np.arange(len(rows))
-        ax.barh(y - 0.2, rows["mean_fusion"], 0.4, xerr=rows["std_fusion"], label="fusion",
-                color=OKABE_ITO[0], capsize=2)  # fmt: skip
+        ax.barh(
+            y - 0.2,
+            rows["mean_fusion"],
+            0.4,
+            xerr=rows["std_fusion"],
+            label="fusion",
+            color=OKABE_ITO[0],
+            capsize=2,
+        )
         ax.barh(
             y + 0.2,
             rows["mean_ensemble"],
@@ -210,8 +243,15 @@ def training_dropout(masked: pd.DataFrame) -> plt.Figure:
         width = 0.8 / len(probabilities)
         for k, p in enumerate(probabilities):
             values = task_rows[task_rows["ve_dropout"] == p].set_index("kept").loc[kept]
-            ax.barh(np.arange(len(kept)) + k * width, values["mean"], width, xerr=values["std"],
-                    color=colours[p], label=f"trained with p = {p:g}", capsize=2)  # fmt: skip
+            ax.barh(
+                np.arange(len(kept)) + k * width,
+                values["mean"],
+                width,
+                xerr=values["std"],
+                color=colours[p],
+                label=f"trained with p = {p:g}",
+                capsize=2,
+            )
         ax.set_yticks(np.arange(len(kept)) + width * (len(probabilities) - 1) / 2, kept)
         ax.set_title(task)
         ax.set_xlabel(f"kept at test ({unit(task)})")
@@ -226,14 +266,27 @@ def parameter_control(table: pd.DataFrame) -> plt.Figure:
     figure, axes = _facets(table["task"].unique())
     for ax, (task, rows) in zip(axes.flat, table.groupby("task"), strict=False):
         for row in rows.itertuples(index=False):
-            style = {"marker": "*", "markersize": 9, "color": OKABE_ITO[5]} if row.matched else {
-                "marker": "o", "markersize": 4, "color": OKABE_ITO[0]}  # fmt: skip
-            ax.errorbar(row.parameters / 1e3, row.mean, yerr=row.std, capsize=2,
-                        label="widened single encoder" if row.matched else "sweep model",
-                        **style)  # fmt: skip
+            style = (
+                {"marker": "*", "markersize": 9, "color": OKABE_ITO[5]}
+                if row.matched
+                else {"marker": "o", "markersize": 4, "color": OKABE_ITO[0]}
+            )
+            ax.errorbar(
+                row.parameters / 1e3,
+                row.mean,
+                yerr=row.std,
+                capsize=2,
+                label="widened single encoder" if row.matched else "sweep model",
+                **style,
+            )
             label = f"{row.encoders} (wide)" if row.matched else row.encoders
-            ax.annotate(label, (row.parameters / 1e3, row.mean), fontsize=6,
-                        xytext=(3, 2), textcoords="offset points")  # fmt: skip
+            ax.annotate(
+                label,
+                (row.parameters / 1e3, row.mean),
+                fontsize=6,
+                xytext=(3, 2),
+                textcoords="offset points",
+            )
         ax.set_title(task)
         ax.set_xlabel("parameters (thousands)")
         ax.set_ylabel(f"test score ({unit(task)})")
@@ -249,8 +302,15 @@ def _legend(figure, axes, title=None) -> None:
             handles.setdefault(label, handle)
     if not handles:
         return
-    figure.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(4, len(handles)),
-                  title=title, bbox_to_anchor=(0.5, 1.0), frameon=False)  # fmt: skip
+    figure.legend(
+        handles.values(),
+        handles.keys(),
+        loc="lower center",
+        ncol=min(4, len(handles)),
+        title=title,
+        bbox_to_anchor=(0.5, 1.0),
+        frameon=False,
+    )
 
 
 # name -> (plot function, the analysis table it draws)

@@ -2,7 +2,7 @@
 
 Every function reads the one table of runs (``collect.py``: task, encoders, seed, ve_dropout,
 split, kept, metric, value, parameters) and, where it needs the trained models, the per-task
-tables of ``inference.py``. Scores are each task's headline test metric (VQA accuracy, accuracy,
+tables of ``analyse_task.py``. Scores are each task's headline test metric (VQA accuracy, accuracy,
 retrieval rSum); means and standard deviations are over seeds.
 
 - ``results_table``: every subset's mean ± std and parameter count; the best subset per task.
@@ -28,17 +28,26 @@ import numpy as np
 import pandas as pd
 
 from ..data.registry import get_task
-from ..fusion.evaluate import HEADLINE
+from ..kinds import get_kind
 from .collect import plain, standard
 
-GAIN_COLUMNS = ["task", "encoders", "best_single", "subset_mean", "single_mean", "gain", "low",
-                "high", "seeds"]  # fmt: skip
+GAIN_COLUMNS = [
+    "task",
+    "encoders",
+    "best_single",
+    "subset_mean",
+    "single_mean",
+    "gain",
+    "low",
+    "high",
+    "seeds",
+]
 BOOTSTRAP_SAMPLES = 2000
 SEED = 0  # the bootstrap's generator: the tables are identical on every rerun
 
 
 def headline_metric(task: str) -> str:
-    return HEADLINE[get_task(task).kind]
+    return get_kind(get_task(task).kind).headline
 
 
 def headline(runs: pd.DataFrame, split: str = "test") -> pd.DataFrame:
@@ -101,11 +110,19 @@ def gains(runs: pd.DataFrame) -> pd.DataFrame:
         best = max(members, key=lambda e: means.loc[task, e])
         paired = (by_seed.loc[task, subset] - by_seed.loc[task, best]).dropna().to_numpy()
         low, high = bootstrap_interval(paired, rng)
-        rows.append({
-            "task": task, "encoders": subset, "best_single": best,
-            "subset_mean": means.loc[task, subset], "single_mean": means.loc[task, best],
-            "gain": paired.mean(), "low": low, "high": high, "seeds": len(paired),
-        })  # fmt: skip
+        rows.append(
+            {
+                "task": task,
+                "encoders": subset,
+                "best_single": best,
+                "subset_mean": means.loc[task, subset],
+                "single_mean": means.loc[task, best],
+                "gain": paired.mean(),
+                "low": low,
+                "high": high,
+                "seeds": len(paired),
+            }
+        )
     return pd.DataFrame(rows, columns=GAIN_COLUMNS)
 
 
@@ -128,10 +145,16 @@ def necessity(runs: pd.DataFrame) -> pd.DataFrame:
         if len(removed) != 1:
             continue
         key = (row.task, row.encoders, row.seed, row.ve_dropout)
-        rows.append({
-            "task": row.task, "encoders": row.encoders, "ve_dropout": row.ve_dropout,
-            "seed": row.seed, "encoder": removed[0], "drop": full[key] - row.value,
-        })  # fmt: skip
+        rows.append(
+            {
+                "task": row.task,
+                "encoders": row.encoders,
+                "ve_dropout": row.ve_dropout,
+                "seed": row.seed,
+                "encoder": removed[0],
+                "drop": full[key] - row.value,
+            }
+        )
     keys = ["task", "encoders", "ve_dropout", "encoder"]
     drops = pd.DataFrame(rows, columns=[*keys, "seed", "drop"])
     table = drops.groupby(keys)["drop"].agg(["mean", "std"]).reset_index().fillna({"std": 0.0})

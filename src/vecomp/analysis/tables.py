@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..data.registry import get_task
+from ..kinds import get_kind
 
 BASELINES = {"majority": "majority answer", "text_only": "text only"}
 
@@ -37,7 +38,7 @@ def grid(results: pd.DataFrame, baselines: dict, bold) -> tuple[list[str], list[
 
 
 def metric_label(task: str) -> str:
-    return {"retrieval": "rSum", "vqa": "VQA acc."}.get(get_task(task).kind, "acc.")
+    return get_kind(get_task(task).kind).headline_label
 
 
 def _baseline(baselines: dict, task: str, key: str) -> str:
@@ -60,7 +61,15 @@ def latex(results: pd.DataFrame, baselines: dict) -> str:
 
     body = [line(row) for row in rows]
     body.insert(n_subsets, r"\midrule")
-    return "\n".join([
-        r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
-        r"\toprule", line(header), r"\midrule", *body, r"\bottomrule", r"\end{tabular}", "",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
+            r"\toprule",
+            line(header),
+            r"\midrule",
+            *body,
+            r"\bottomrule",
+            r"\end{tabular}",
+            "",
+        ]
+    )

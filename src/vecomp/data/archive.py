@@ -30,13 +30,7 @@ _FORMATS: dict[str, str] = {".tar.gz": "r:gz", ".tgz": "r:gz", ".tar": "r:", ".z
 SUPPORTED_SUFFIXES = tuple(_FORMATS)
 
 _DRIVE_RE = re.compile(r"[A-Za-z]:")
-_CORRUPTION_ERRORS = (
-    zipfile.BadZipFile,
-    tarfile.TarError,
-    EOFError,
-    zlib.error,
-    gzip.BadGzipFile,
-)
+_CORRUPTION_ERRORS = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
 
 
 class UnsafeArchiveError(VecompError, ValueError):

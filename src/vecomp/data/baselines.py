@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..io import write_json
+from ..kinds import get_kind
 from ..metrics.vqa import vqa_accuracy
 from .registry import get_task
 
@@ -35,7 +36,7 @@ def _most_frequent(answers: pd.Series) -> str:
 
 def _item_scores(task: str, guess: list[str], test: pd.DataFrame, metric: dict) -> list[float]:
     """Score in [0, 1] of one guess per test item under the task's metric."""
-    if get_task(task).kind == "vqa":
+    if get_kind(get_task(task).kind).target == "answers":
         answers = test["answers"]
         return [vqa_accuracy(g, a, **metric) for g, a in zip(guess, answers, strict=True)]
     return [float(g == a) for g, a in zip(guess, test["answer"], strict=True)]
@@ -81,14 +82,19 @@ def text_baselines(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vecomp baselines", description=__doc__)
-    parser.add_argument("--prepared", type=Path, nargs="+", required=True,
-                        help="prepared task folders (retrieval tasks are skipped)")  # fmt: skip
+    parser.add_argument(
+        "--prepared",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="prepared task folders (retrieval tasks are skipped)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="metrics JSON")
     args = parser.parse_args(argv)
     results = {}
     for folder in args.prepared:
         task = folder.name
-        if get_task(task).kind == "retrieval":
+        if not get_kind(get_task(task).kind).has_labels:
             continue
         train = pd.read_parquet(folder / "train.parquet")
         test = pd.read_parquet(folder / "test.parquet")

@@ -56,13 +56,26 @@ def index_pool(pool: str, folders: list[Path], threads: int = 1) -> pd.DataFrame
         p for folder in folders for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
     )
     with ThreadPoolExecutor(max_workers=threads) as workers:
-        checks = list(tqdm(workers.map(_check, files), total=len(files), desc=f"index {pool}",
-                           unit="img", disable=None))  # fmt: skip
+        checks = list(
+            tqdm(
+                workers.map(_check, files),
+                total=len(files),
+                desc=f"index {pool}",
+                unit="img",
+                disable=None,
+            )
+        )
     rows = [
-        {"image_id": to_id(path.name), "path": path.as_posix(), "width": width, "height": height,
-         "sha256": digest, "error": error}
+        {
+            "image_id": to_id(path.name),
+            "path": path.as_posix(),
+            "width": width,
+            "height": height,
+            "sha256": digest,
+            "error": error,
+        }
         for path, (width, height, digest, error) in zip(files, checks, strict=True)
-    ]  # fmt: skip
+    ]
     table = pd.DataFrame(rows, columns=COLUMNS)
     duplicated = table[table.image_id.duplicated(keep=False)]
     if len(duplicated):

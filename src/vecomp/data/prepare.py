@@ -18,7 +18,9 @@ import pandas as pd
 
 from ..errors import VecompError
 from ..io import atomic_dir, write_json
+from ..kinds import get_kind
 from ..metrics.vqa import soft_scores
+from ..settings import add_setting
 from .parsers import SPLITS, Parsed, Problem, get_parser
 from .registry import Task, get_task
 
@@ -149,19 +151,21 @@ def add_vqa_targets(table: pd.DataFrame, vocabulary: list[str]) -> pd.DataFrame:
 
 
 def label_space(task: Task, tables: dict[str, pd.DataFrame], vqa: VqaSettings) -> list[str]:
-    if task.kind == "retrieval":
+    target = get_kind(task.kind).target
+    if target == "match":
         return []
     if task.labels is not None:
         return list(task.labels)
-    if task.kind == "vqa":
+    if target == "answers":
         return vqa_vocabulary(tables, vqa.vocabulary_splits, vqa.min_answer_count)
     return sorted(set(tables["train"]["answer"]))
 
 
 def attach_labels(task: Task, table: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
-    if task.kind == "vqa":
+    target = get_kind(task.kind).target
+    if target == "answers":
         return add_vqa_targets(table, labels)
-    if task.kind == "retrieval":
+    if target == "match":
         return table
     index = {a: i for i, a in enumerate(labels)}
     return table.assign(label=[index.get(a, -1) for a in table["answer"]])
@@ -194,11 +198,12 @@ def prepare(
         "labels": len(labels),
         "dropped": dropped,
     }
-    if task.kind == "vqa":
+    target = get_kind(task.kind).target
+    if target == "answers":
         covered = tables["train"]["target_ids"].map(len) > 0
         report["train_answer_coverage"] = round(float(covered.mean()), 4)
         report["vocabulary_splits"] = list(vqa.vocabulary_splits)
-    elif task.kind != "retrieval":
+    elif target == "class":
         report["unknown_label"] = {s: int((t["label"] < 0).sum()) for s, t in tables.items()}
     return tables, labels, report
 
@@ -216,8 +221,9 @@ def parse_file_args(pairs: list[str]) -> dict[str, Path]:
 def _vqa_settings(options: dict) -> VqaSettings:
     unknown = sorted(set(options) - {f.name for f in fields(VqaSettings)})
     if unknown:
-        raise VecompError(f"--vqa: unknown setting(s) {unknown}; known: "
-                          f"{[f.name for f in fields(VqaSettings)]}")  # fmt: skip
+        raise VecompError(
+            f"--vqa: unknown setting(s) {unknown}; known: {[f.name for f in fields(VqaSettings)]}"
+        )
     if "vocabulary_splits" in options:
         options = {**options, "vocabulary_splits": tuple(options["vocabulary_splits"])}
     return VqaSettings(**options)
@@ -226,20 +232,31 @@ def _vqa_settings(options: dict) -> VqaSettings:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vecomp prepare", description=__doc__)
     parser.add_argument("--task", required=True)
-    parser.add_argument("--file", action="append", default=[], metavar="KEY=PATH",
-                        help="a registry file key and its local (extracted) path")  # fmt: skip
+    parser.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        metavar="KEY=PATH",
+        help="a registry file key and its local (extracted) path",
+    )
     parser.add_argument("--pool-index", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--on-bad-records", choices=("error", "drop"), default="error")
-    parser.add_argument("--vqa", type=json.loads, default={}, metavar="JSON",
-                        help="a VQA task's settings (tasks.<task> of the config)")  # fmt: skip
+    add_setting(parser, "--on-bad-records", "data.on_bad_records")
+    parser.add_argument(
+        "--vqa",
+        type=json.loads,
+        default={},
+        metavar="JSON",
+        help="a VQA task's settings (tasks.<task> of the config)",
+    )
     args = parser.parse_args(argv)
     vqa = _vqa_settings(args.vqa)
     pool = pd.read_parquet(args.pool_index)
-    tables, labels, report = prepare(args.task, parse_file_args(args.file), pool,
-                                     args.on_bad_records, vqa)  # fmt: skip
+    tables, labels, report = prepare(
+        args.task, parse_file_args(args.file), pool, args.on_bad_records, vqa
+    )
     label_file = {"task": args.task, "labels": labels}
-    if get_task(args.task).kind == "vqa":
+    if get_kind(get_task(args.task).kind).target == "answers":
         label_file["metric"] = vqa.metric_options()
     with atomic_dir(args.out) as tmp:
         for split, table in tables.items():

@@ -1,10 +1,6 @@
-"""Vision encoders of three families (region, grid, patch) behind one registry.
+"""Vision encoders of the real model families (region, grid, patch, precomputed features).
 
-``create_encoder({"type": ..., **options})`` builds any registered encoder; every encoder maps a
-batch of images to tokens, their boxes and a mask (see :mod:`vecomp.encoders.base`).
+``factory.create_encoder({"type": ..., **options})`` builds any registered encoder; every encoder
+maps a batch of images to tokens, their boxes and a mask (see :mod:`vecomp.encoders.base`). This
+file imports nothing, so importing one encoder module does not load the others.
 """
-
-from .base import EncoderOutput, VisionEncoder
-from .registry import ENCODERS, create_encoder, register_encoder
-
-__all__ = ["ENCODERS", "EncoderOutput", "VisionEncoder", "create_encoder", "register_encoder"]

@@ -18,58 +18,34 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
-from torch import nn
 from torchvision.models import detection
-from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
-from torchvision.ops import MultiScaleRoIAlign, nms
+from torchvision.ops import nms
 from torchvision.transforms import v2
 
+from ..weights import MissingWeightsError, from_hub, local_path
 from .base import WHOLE_IMAGE, EncoderOutput, VisionEncoder
 from .registry import register_encoder
-from .weights import MissingWeightsError, from_hub, local_path
 
 CHECKPOINT_CONFIG = "config.json"  # {"arch": ..., "arch_kwargs": {...}} beside model.safetensors
 CHECKPOINT_WEIGHTS = "model.safetensors"
-
-
-class TinyBackbone(nn.Sequential):
-    """Four strided convolutions (stride 8): enough for the synthetic scenes, fast on a CPU."""
-
-    def __init__(self, channels: int = 64):
-        layers, c_in = [], 3
-        for c_out, stride in ((32, 2), (48, 2), (channels, 2), (channels, 1)):
-            layers += [nn.Conv2d(c_in, c_out, 3, stride, 1), nn.BatchNorm2d(c_out), nn.ReLU()]
-            c_in = c_out
-        super().__init__(*layers)
-        self.out_channels = channels
-
-
-def fasterrcnn_mini(num_classes: int, image_size: int = 64, channels: int = 64,
-                    representation: int = 256) -> detection.FasterRCNN:  # fmt: skip
-    """The demo's region detector: torchvision's Faster R-CNN around a tiny backbone."""
-    anchors = detection.anchor_utils.AnchorGenerator(
-        sizes=((6, 10, 16, 24),), aspect_ratios=((1.0,),)
-    )
-    return detection.FasterRCNN(
-        TinyBackbone(channels),
-        num_classes=None,  # the box predictor below fixes it
-        rpn_anchor_generator=anchors,
-        box_roi_pool=MultiScaleRoIAlign(["0"], output_size=5, sampling_ratio=2),
-        box_head=TwoMLPHead(channels * 5 * 5, representation),
-        box_predictor=FastRCNNPredictor(representation, num_classes),
-        min_size=image_size,
-        max_size=image_size,
-        image_mean=[0.5, 0.5, 0.5],
-        image_std=[0.25, 0.25, 0.25],
-    )
 
 
 ARCHITECTURES: dict[str, Callable[..., detection.FasterRCNN]] = {
     "fasterrcnn_resnet50_fpn": detection.fasterrcnn_resnet50_fpn,
     "fasterrcnn_resnet50_fpn_v2": detection.fasterrcnn_resnet50_fpn_v2,
     "fasterrcnn_mobilenet_v3_large_fpn": detection.fasterrcnn_mobilenet_v3_large_fpn,
-    "fasterrcnn_mini": fasterrcnn_mini,
 }
+TORCHVISION = set(ARCHITECTURES)  # their builders take torchvision's weights arguments
+
+
+def register_architecture(name: str):
+    """Make a detector builder ``build(**arch_kwargs)`` loadable by name (the demo's is one)."""
+
+    def decorate(build):
+        ARCHITECTURES[name] = build
+        return build
+
+    return decorate
 
 
 def build_detector(arch: str, weights: str | None, arch_kwargs: dict | None = None):
@@ -80,7 +56,7 @@ def build_detector(arch: str, weights: str | None, arch_kwargs: dict | None = No
     if weights == "hub":
         with from_hub(f"torchvision detector {arch}", f"torchvision:{arch}:DEFAULT"):
             return ARCHITECTURES[arch](weights="DEFAULT", **kwargs)
-    if arch != "fasterrcnn_mini":
+    if arch in TORCHVISION:
         kwargs.setdefault("weights", None)
         kwargs.setdefault("weights_backbone", None)
     model = ARCHITECTURES[arch](**kwargs)
@@ -122,20 +98,36 @@ def _checkpoint_arch(weights: str | None, arch: str | None, arch_kwargs: dict | 
 class FasterRCNNRegionEncoder(VisionEncoder):
     family = "region"
 
-    def __init__(self, weights: str | None = None, arch: str | None = None,
-                 arch_kwargs: dict | None = None, max_regions: int = 36, min_score: float = 0.2,
-                 nms_iou: float = 0.5):  # fmt: skip
+    def __init__(
+        self,
+        weights: str | None = None,
+        arch: str | None = None,
+        arch_kwargs: dict | None = None,
+        max_regions: int = 36,
+        min_score: float = 0.2,
+        nms_iou: float = 0.5,
+    ):
         arch, arch_kwargs = _checkpoint_arch(weights, arch, arch_kwargs)
         model = build_detector(arch, weights, arch_kwargs)
         heads = model.roi_heads
         heads.score_thresh, heads.detections_per_img = min_score, 4 * max_regions
         dim = heads.box_predictor.cls_score.in_features  # the box head's width, any head
         t = model.transform
-        super().__init__(dim, {"library": "torchvision", "arch": arch, "weights": str(weights),
-                               "min_size": list(t.min_size), "max_size": t.max_size,
-                               "mean": list(t.image_mean), "std": list(t.image_std),
-                               "max_regions": max_regions, "min_score": min_score,
-                               "nms_iou": nms_iou})  # fmt: skip
+        super().__init__(
+            dim,
+            {
+                "library": "torchvision",
+                "arch": arch,
+                "weights": str(weights),
+                "min_size": list(t.min_size),
+                "max_size": t.max_size,
+                "mean": list(t.image_mean),
+                "std": list(t.image_std),
+                "max_regions": max_regions,
+                "min_score": min_score,
+                "nms_iou": nms_iou,
+            },
+        )
         self.model = model
         self.max_regions, self.nms_iou = max_regions, nms_iou
 
@@ -168,8 +160,10 @@ class FasterRCNNRegionEncoder(VisionEncoder):
         boxes, scores, _ = model.roi_heads.postprocess_detections(
             logits, regression, proposals, image_list.image_sizes
         )
-        chosen = [self._select(b, s, size) for b, s, size in
-                  zip(boxes, scores, image_list.image_sizes, strict=True)]  # fmt: skip
+        chosen = [
+            self._select(b, s, size)
+            for b, s, size in zip(boxes, scores, image_list.image_sizes, strict=True)
+        ]
         feats = self._box_features(features, chosen, image_list.image_sizes).split(
             [len(c) for c in chosen]
         )

@@ -15,9 +15,9 @@ import torch
 from torchvision.transforms import v2
 from transformers import AutoImageProcessor, AutoModel
 
+from ..weights import from_hub, local_path
 from .base import EncoderOutput, VisionEncoder, full_mask, grid_boxes, with_prefix_boxes
 from .registry import register_encoder
-from .weights import from_hub, local_path
 
 
 def _load(model: str):
@@ -46,27 +46,37 @@ class HFPatchEncoder(VisionEncoder):
         net, processor = _load(model)
         config = net.config
         size = processor_size(processor) or config.image_size
-        super().__init__(config.hidden_size, {
-            "library": "transformers", "model": model, "input_size": [3, size, size],
-            "mean": list(processor.image_mean), "std": list(processor.image_std),
-            "interpolation": "bicubic", "crop_mode": "squash",
-        })  # fmt: skip
+        super().__init__(
+            config.hidden_size,
+            {
+                "library": "transformers",
+                "model": model,
+                "input_size": [3, size, size],
+                "mean": list(processor.image_mean),
+                "std": list(processor.image_std),
+                "interpolation": "bicubic",
+                "crop_mode": "squash",
+            },
+        )
         self.net = net
         self.grid = size // config.patch_size
 
     def transform(self):
         size = self.preprocessing["input_size"][1:]
-        return v2.Compose([
-            v2.PILToTensor(),
-            v2.Resize(size, interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(self.preprocessing["mean"], self.preprocessing["std"]),
-        ])  # fmt: skip
+        return v2.Compose(
+            [
+                v2.PILToTensor(),
+                v2.Resize(size, interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(self.preprocessing["mean"], self.preprocessing["std"]),
+            ]
+        )
 
     def forward(self, images: torch.Tensor) -> EncoderOutput:
         tokens = self.net(pixel_values=images).last_hidden_state  # [B, prefix + g*g, D]
         prefix = tokens.shape[1] - self.grid * self.grid
         boxes = with_prefix_boxes(grid_boxes(self.grid, self.grid), prefix).to(tokens)
         batch = tokens.shape[0]
-        return EncoderOutput(tokens, boxes.expand(batch, -1, -1),
-                             full_mask(batch, tokens.shape[1], tokens.device))  # fmt: skip
+        return EncoderOutput(
+            tokens, boxes.expand(batch, -1, -1), full_mask(batch, tokens.shape[1], tokens.device)
+        )

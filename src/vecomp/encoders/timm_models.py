@@ -12,9 +12,9 @@ import timm
 import torch
 from timm.data import create_transform, resolve_data_config
 
+from ..weights import from_hub, local_path
 from .base import EncoderOutput, VisionEncoder, full_mask, grid_boxes, with_prefix_boxes
 from .registry import register_encoder
-from .weights import from_hub, local_path
 
 
 def create_timm_model(model: str, weights: str | None, **kwargs) -> torch.nn.Module:
@@ -27,8 +27,9 @@ def create_timm_model(model: str, weights: str | None, **kwargs) -> torch.nn.Mod
     path = local_path(weights, f"timm model {model}")
     if path.is_dir():
         return timm.create_model(f"local-dir:{path}", pretrained=True, **kwargs)
-    return timm.create_model(model, pretrained=True, pretrained_cfg_overlay={"file": str(path)},
-                             **kwargs)  # fmt: skip
+    return timm.create_model(
+        model, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs
+    )
 
 
 def squash_data_config(model: torch.nn.Module) -> dict:
@@ -44,8 +45,9 @@ def squash_data_config(model: torch.nn.Module) -> dict:
 class _TimmEncoder(VisionEncoder):
     def __init__(self, net: torch.nn.Module, dim: int, model: str, weights: str | None):
         data_config = squash_data_config(net)
-        super().__init__(dim, {"library": "timm", "model": model, "weights": str(weights),
-                               **data_config})  # fmt: skip
+        super().__init__(
+            dim, {"library": "timm", "model": model, "weights": str(weights), **data_config}
+        )
         self.net = net
         self._data_config = data_config
 
@@ -59,11 +61,17 @@ class TimmGridEncoder(_TimmEncoder):
 
     family = "grid"
 
-    def __init__(self, model: str, weights: str | None = None, model_kwargs: dict | None = None,
-                 level: int = -1):  # fmt: skip
+    def __init__(
+        self,
+        model: str,
+        weights: str | None = None,
+        model_kwargs: dict | None = None,
+        level: int = -1,
+    ):
         """``level`` picks the feature map: -1 the last (stride 32), -2 the one before (16)."""
-        net = create_timm_model(model, weights, features_only=True, out_indices=(level,),
-                                **(model_kwargs or {}))  # fmt: skip
+        net = create_timm_model(
+            model, weights, features_only=True, out_indices=(level,), **(model_kwargs or {})
+        )
         super().__init__(net, net.feature_info.channels()[-1], model, weights)
         self.preprocessing["level"] = level
 
@@ -91,5 +99,6 @@ class TimmPatchEncoder(_TimmEncoder):
         prefix = tokens.shape[1] - rows * cols
         boxes = with_prefix_boxes(grid_boxes(rows, cols), prefix).to(tokens)
         batch = tokens.shape[0]
-        return EncoderOutput(tokens, boxes.expand(batch, -1, -1),
-                             full_mask(batch, tokens.shape[1], tokens.device))  # fmt: skip
+        return EncoderOutput(
+            tokens, boxes.expand(batch, -1, -1), full_mask(batch, tokens.shape[1], tokens.device)
+        )

@@ -24,11 +24,13 @@ from tqdm import tqdm
 
 from ..data.registry import get_pool
 from ..devices import autocast, pick_device
-from ..encoders import VisionEncoder, create_encoder
+from ..encoders.base import VisionEncoder
+from ..encoders.factory import create_encoder
 from ..encoders.precomputed import PrecomputedRegions
-from ..encoders.weights import weights_hash
 from ..errors import VecompError
 from ..io import write_json
+from ..settings import add_setting
+from ..weights import weights_hash
 from .bottom_up import BadRecordError, BottomUpError, Catalogue, catalogue, tsv_files
 from .store import StoreWriter
 
@@ -103,9 +105,13 @@ def extract_pool(
     ids, paths = list(todo.image_id), list(todo.path)
     run_on = pick_device(device)
     encoder = encoder.to(run_on).eval()
-    loader = DataLoader(PoolImages(paths, encoder.transform()), batch_size=batch_size,
-                        num_workers=workers, collate_fn=_collate,
-                        pin_memory=run_on.type == "cuda")  # fmt: skip
+    loader = DataLoader(
+        PoolImages(paths, encoder.transform()),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=_collate,
+        pin_memory=run_on.type == "cuda",
+    )
     with tqdm(total=len(ids), desc=f"extract {pool}", unit="img", disable=None) as bar:
         for positions, images, bad in loader:
             encoded = _encode(encoder, images, run_on) if images is not None else None
@@ -215,7 +221,7 @@ def store_info(
             "torchvision": torchvision.__version__,
             "timm": timm.__version__,
             "transformers": transformers.__version__,
-        },  # fmt: skip
+        },
     }
 
 
@@ -247,11 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool", required=True)
     parser.add_argument("--pool-index", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="store folder")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--images-per-shard", type=int, default=1024)
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--on-bad-images", choices=("error", "skip"), default="error")
+    add_setting(parser, "--batch-size", "features.batch_size", type=int)
+    add_setting(parser, "--workers", "features.workers", type=int)
+    add_setting(parser, "--images-per-shard", "features.images_per_shard", type=int)
+    add_setting(parser, "--device", "features.device")
+    add_setting(parser, "--on-bad-images", "features.on_bad_images")
     parser.add_argument(
         "--sources", type=Path, nargs="+", default=[], help="a precomputed encoder's files"
     )
@@ -272,7 +278,14 @@ def main(argv: list[str] | None = None) -> int:
         if features is not None:
             import_pool(features, index, writer, **options)
         else:
-            extract_pool(encoder, index, writer, batch_size=args.batch_size,
-                         workers=args.workers, device=args.device, **options)  # fmt: skip
+            extract_pool(
+                encoder,
+                index,
+                writer,
+                batch_size=args.batch_size,
+                workers=args.workers,
+                device=args.device,
+                **options,
+            )
     print(f"{args.encoder}/{args.pool}: {len(index)} images -> {args.out}")
     return 0

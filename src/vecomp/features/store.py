@@ -171,11 +171,7 @@ class StoreWriter:
     """
 
     def __init__(
-        self,
-        folder: Path,
-        dim: int,
-        images_per_shard: int = 1024,
-        info: dict | None = None,
+        self, folder: Path, dim: int, images_per_shard: int = 1024, info: dict | None = None
     ) -> None:
         self.folder = Path(folder)
         self.dim = int(dim)
@@ -487,10 +483,7 @@ class FeatureStore:
         return tokens.float(), boxes.float()
 
     def get_batch(
-        self,
-        image_ids: list[str],
-        max_tokens: int | None = None,
-        normalize: bool = False,
+        self, image_ids: list[str], max_tokens: int | None = None, normalize: bool = False
     ) -> dict[str, torch.Tensor]:
         """Stack images padded to the longest one: the fusion model's visual input.
 

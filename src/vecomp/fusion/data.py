@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from ..data.registry import get_task
 from ..errors import VecompError
 from ..features.store import FeatureStore
+from ..kinds import get_kind
 from .text import SPLITS, TextStore
 
 WHOLE_IMAGE = 0.98  # a token whose box covers this much of the image is not spatial
@@ -179,6 +180,7 @@ class TaskData:
         self.task = get_task(task)
         self.negatives = negatives
         self.kind = self.task.kind
+        self.target = get_kind(self.kind).target
         self.prepared = Path(prepared)
         self.text = TextStore(text_store)
         self.tables = {s: pd.read_parquet(self.prepared / f"{s}.parquet") for s in SPLITS}
@@ -212,7 +214,7 @@ class TaskData:
     ) -> Iterator[dict]:
         """Batches of a split, shuffled when a generator is given (training)."""
         frame = self.split(split)
-        if self.kind == "retrieval":
+        if self.target == "match":
             frame = self._matching_pairs(frame, generator)
         order = torch.randperm(len(frame), generator=generator) if generator else None
         rows = frame if order is None else frame.iloc[order.numpy()]

@@ -2,8 +2,7 @@
 
 ``evaluate(model, data, split, kept)`` returns ``(metrics, predictions)``: the task's official
 metrics (``vecomp.metrics.tasks``) in percent and one prediction row per sample (per query for
-retrieval). ``EVALUATORS`` maps each task kind to its evaluator; ``HEADLINE`` names the metric
-used for model selection on dev.
+retrieval). ``EVALUATORS`` maps each task kind (``vecomp.kinds``) to its evaluator.
 
 Retrieval scores every (image, caption) pair of the split with the matching head, or, with
 ``rerank_top_k = k``, only each query's top-k candidates under the contrastive projections (the
@@ -22,12 +21,6 @@ from ..metrics.tasks import accuracy, nlvr2_consistency, retrieval_recall, vqa_s
 from .data import TaskData, index_rows, to_device
 from .heads import TaskModel
 
-HEADLINE = {
-    "vqa": "accuracy",
-    "classification": "accuracy",
-    "pair": "accuracy",
-    "retrieval": "rsum",
-}
 RERANKED = 1e4  # added (in float64) to reranked scores: above every shortlisted-out pair
 
 
@@ -65,11 +58,17 @@ def _evaluate_classification(model, data, split, kept, batch_size, device, **_):
     frame = data.split(split)
     predicted = _logits(model, data, split, kept, batch_size, device).argmax(-1).tolist()
     metrics = {"accuracy": accuracy(predicted, frame["label"].tolist())}
-    if data.kind == "pair":
-        correct = [p == g for p, g in zip(predicted, frame["label"], strict=True)]
-        metrics["consistency"] = nlvr2_consistency(list(frame["group_id"]), correct)
     labels = [data.labels[i] for i in predicted]
     return metrics, pd.DataFrame({"sample_id": frame["sample_id"], "prediction": labels})
+
+
+def _evaluate_pair(model, data, split, kept, batch_size, device, **_):
+    """Accuracy, and NLVR2's consistency: the share of statements right on all their pairs."""
+    metrics, predictions = _evaluate_classification(model, data, split, kept, batch_size, device)
+    frame = data.split(split)
+    correct = predictions["prediction"].map(data.labels.index) == frame["label"]
+    metrics["consistency"] = nlvr2_consistency(list(frame["group_id"]), list(correct))
+    return metrics, predictions
 
 
 @torch.no_grad()
@@ -139,7 +138,7 @@ def _in_chunks(embed, n: int, batch_size: int) -> torch.Tensor:
 EVALUATORS = {
     "vqa": _evaluate_vqa,
     "classification": _evaluate_classification,
-    "pair": _evaluate_classification,
+    "pair": _evaluate_pair,
     "retrieval": _evaluate_retrieval,
 }
 

@@ -10,9 +10,9 @@ Sequence layout: ``[CLS] text tokens | encoder 1 tokens | encoder 2 tokens | ...
 - Shared pre-LN transformer layers (the ViT/GPT-2 layout: LayerNorm before attention and
   feed-forward, one final LayerNorm) attend over the joint sequence; a key padding mask hides
   padding, absent encoders and dropped encoders, so a masked encoder cannot influence any other
-  token. Pre-LN rather than BERT's post-LN because, trained from scratch, it learns a
-  text-conditioned lookup in fewer steps: on the demo's NLVR2 statements ("The left image
-  contains a red object.") 89% test accuracy after 8 epochs against 69% for post-LN.
+  token. Pre-LN rather than BERT's post-LN because, trained from scratch, it learned the demo's
+  text-conditioned lookups (NLVR2's "The left image contains a red object.") in fewer steps
+  when the layout was chosen (2026-11-27; the demo's settings have changed since).
 - ``pooled`` is the final [CLS] state, normalised; the task heads live in ``heads.py``.
 
 Two designs share everything above the text side (``FusionConfig.init``):
@@ -160,15 +160,24 @@ class SelfAttention(nn.Module):
 class FusionLayer(nn.Module):
     """A pre-LN transformer layer that can return its attention map."""
 
-    def __init__(self, width: int, heads: int, ffn: int, dropout: float,
-                 activation: str = "gelu", eps: float = 1e-5) -> None:  # fmt: skip
+    def __init__(
+        self,
+        width: int,
+        heads: int,
+        ffn: int,
+        dropout: float,
+        activation: str = "gelu",
+        eps: float = 1e-5,
+    ) -> None:
         super().__init__()
         self.attention = SelfAttention(width, heads, dropout)
         self.norm1 = nn.LayerNorm(width, eps=eps)
         self.feed_forward = nn.Sequential(
-            nn.Linear(width, ffn), ACTIVATIONS[activation](), nn.Linear(ffn, width),
+            nn.Linear(width, ffn),
+            ACTIVATIONS[activation](),
+            nn.Linear(ffn, width),
             nn.Dropout(dropout),
-        )  # fmt: skip
+        )
         self.norm2 = nn.LayerNorm(width, eps=eps)
         self.dropout = nn.Dropout(dropout)
 
@@ -199,8 +208,10 @@ class FusionModel(nn.Module):
         else:  # LM-initialised: the text's own [CLS], BERT's post-LN layers
             self.cls = None
             self.text = TextEmbeddings(width, lm, config.dropout)
-            layer, options = PostLNLayer, {"activation": lm["activation"],
-                                           "eps": lm["layer_norm_eps"]}  # fmt: skip
+            layer, options = (
+                PostLNLayer,
+                {"activation": lm["activation"], "eps": lm["layer_norm_eps"]},
+            )
         self.visual = nn.ModuleDict(
             {
                 name: TokenEmbedding(config.encoder_dims[name], width, True, config.dropout)

@@ -28,7 +28,7 @@ class PretrainedModelError(VecompError):
 def _load_config(init: str):
     from transformers import AutoConfig
 
-    from ..encoders.weights import from_hub
+    from ..weights import from_hub
     from .text import resolve_model
 
     source = resolve_model(init)
@@ -64,7 +64,7 @@ def architecture(init: str) -> dict:
 def _bert_weights(init: str) -> dict[str, torch.Tensor]:
     from transformers import AutoModel
 
-    from ..encoders.weights import from_hub
+    from ..weights import from_hub
     from .text import resolve_model
 
     source = resolve_model(init)

@@ -20,6 +20,7 @@ from itertools import combinations
 import pandas as pd
 
 from ..data.registry import get_task
+from ..kinds import get_kind
 
 RUN_FOLDER = "results/runs/{task}/{subset}/seed{seed}-vedrop{vedrop}"
 RUN_LOG = "logs/runs/{task}/{subset}/seed{seed}-vedrop{vedrop}.log"
@@ -86,7 +87,7 @@ def train_settings(config: dict, task: str) -> dict:
     """What one task's runs read (global, then the task's overrides): a setting a task does
     not read is left out, so changing it reruns nothing."""
     unread = set(SCHEDULER_KEYS)
-    if get_task(task).kind != "retrieval":
+    if get_kind(get_task(task).kind).target != "match":
         unread |= set(RETRIEVAL_KEYS)
     if not (config.get("model") or {}).get("init"):
         unread |= set(PRETRAINED_KEYS)

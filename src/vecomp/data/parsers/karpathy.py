@@ -37,11 +37,14 @@ def _parse(files, dataset: str) -> Parsed:
             if "raw" not in sentence or "sentid" not in sentence:
                 parsed.bad(split, where, "a sentence without raw text or sentid")
                 continue
-            parsed.add(split, {
-                "sample_id": str(sentence["sentid"]),
-                "image_id": _image_id(image),
-                "text": sentence["raw"].strip(),
-            })  # fmt: skip
+            parsed.add(
+                split,
+                {
+                    "sample_id": str(sentence["sentid"]),
+                    "image_id": _image_id(image),
+                    "text": sentence["raw"].strip(),
+                },
+            )
     return parsed
 
 

@@ -41,12 +41,15 @@ def parse(files) -> Parsed:
                 parsed.bad(split, where, problem)
                 continue
             left, right = pair_images(record["identifier"])
-            parsed.add(split, {
-                "sample_id": record["identifier"],
-                "image_id": left,
-                "image_id_2": right,
-                "text": record["sentence"],
-                "answer": str(record["label"]),
-                "group_id": group_id(record["identifier"]),
-            })  # fmt: skip
+            parsed.add(
+                split,
+                {
+                    "sample_id": record["identifier"],
+                    "image_id": left,
+                    "image_id_2": right,
+                    "text": record["sentence"],
+                    "answer": str(record["label"]),
+                    "group_id": group_id(record["identifier"]),
+                },
+            )
     return parsed

@@ -43,10 +43,13 @@ def parse(files) -> Parsed:
             if problem:
                 parsed.bad(split, where, problem)
                 continue
-            parsed.add(split, {
-                "sample_id": record["pairID"],
-                "image_id": image_id(record),
-                "text": record["sentence2"],
-                "answer": record["gold_label"],
-            })  # fmt: skip
+            parsed.add(
+                split,
+                {
+                    "sample_id": record["pairID"],
+                    "image_id": image_id(record),
+                    "text": record["sentence2"],
+                    "answer": record["gold_label"],
+                },
+            )
     return parsed

@@ -57,8 +57,7 @@ def _annotated(ann) -> Annotated | str:
     )
     if problem is None and (not isinstance(ann["answers"], list) or not ann["answers"]):
         problem = "'answers' is empty" if ann["answers"] == [] else "'answers' is not a list"
-    if problem is None and not all(isinstance(a, dict) and "answer" in a
-                                   for a in ann["answers"]):  # fmt: skip
+    if problem is None and not all(isinstance(a, dict) and "answer" in a for a in ann["answers"]):
         problem = "an entry of 'answers' has no 'answer'"
     if problem is None and not _is_text(ann.get("multiple_choice_answer", "-")):
         problem = "'multiple_choice_answer' is not a non-empty string"
@@ -99,13 +98,16 @@ def parse(files) -> Parsed:
             if problem:
                 parsed.bad(split, where, problem)
                 continue
-            parsed.add(split, {
-                "sample_id": str(q["question_id"]),
-                "image_id": str(q["image_id"]),
-                "text": q["question"],
-                "answers": ann.answers,
-                "answer": ann.label,
-                "question_type": ann.question_type,
-                "answer_type": ann.answer_type,
-            })  # fmt: skip
+            parsed.add(
+                split,
+                {
+                    "sample_id": str(q["question_id"]),
+                    "image_id": str(q["image_id"]),
+                    "text": q["question"],
+                    "answers": ann.answers,
+                    "answer": ann.label,
+                    "question_type": ann.question_type,
+                    "answer_type": ann.answer_type,
+                },
+            )
     return parsed

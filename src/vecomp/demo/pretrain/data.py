@@ -36,8 +36,8 @@ import numpy as np
 import timm
 import torch
 
-from ...data.synthetic.scenes import COLORS, SHAPES, Scene, render, sample_scene
 from ...errors import VecompError
+from ..synthetic.scenes import COLORS, SHAPES, Scene, render, sample_scene
 
 SHARED_DEFAULTS = {"threads": 2}
 MAX_GRAD_NORM = 5.0
@@ -87,9 +87,12 @@ def _option_problem(spec: dict, defaults: dict) -> str | None:
         return f"occluder_prob must be a number in [0, 1], got {prob!r}"
     counts = spec["n_objects"]
     most = len(COLORS) * len(SHAPES)  # (colour, shape) pairs are unique within a scene
-    if (not isinstance(counts, list | tuple) or len(counts) != 2
-            or not all(isinstance(v, int) for v in counts)
-            or not 0 <= counts[0] <= counts[1] <= most):  # fmt: skip
+    if (
+        not isinstance(counts, list | tuple)
+        or len(counts) != 2
+        or not all(isinstance(v, int) for v in counts)
+        or not 0 <= counts[0] <= counts[1] <= most
+    ):
         return f"n_objects must be [min, max] with 0 <= min <= max <= {most}, got {counts!r}"
     return None
 
@@ -191,8 +194,9 @@ def optimizer_step(optimizer, loss: torch.Tensor, params) -> float:
     return float(loss.detach())
 
 
-def train(model: torch.nn.Module, batch_loss: Callable[[torch.Tensor], torch.Tensor], n: int,
-          spec: dict) -> list[float]:  # fmt: skip
+def train(
+    model: torch.nn.Module, batch_loss: Callable[[torch.Tensor], torch.Tensor], n: int, spec: dict
+) -> list[float]:
     """Train ``model`` for ``spec["epochs"]`` over ``n`` examples; mean loss per epoch.
 
     ``batch_loss(indices)`` computes the objective's loss on the examples ``indices`` ([B] int64).
@@ -216,7 +220,13 @@ def train(model: torch.nn.Module, batch_loss: Callable[[torch.Tensor], torch.Ten
 def save_timm(model: torch.nn.Module, folder, spec: dict, **config) -> None:
     """timm's own hub format, with the preprocessing the encoder loader will resolve from it."""
     size = spec["image_size"]
-    data_config = {"input_size": (3, size, size), "mean": MEAN, "std": STD,
-                   "interpolation": "bicubic", "crop_pct": 1.0}  # fmt: skip
-    timm.models.save_for_hf(model, str(folder), data_config=data_config, safe_serialization=True,
-                            **config)  # fmt: skip
+    data_config = {
+        "input_size": (3, size, size),
+        "mean": MEAN,
+        "std": STD,
+        "interpolation": "bicubic",
+        "crop_pct": 1.0,
+    }
+    timm.models.save_for_hf(
+        model, str(folder), data_config=data_config, safe_serialization=True, **config
+    )

@@ -28,8 +28,10 @@ def _answers(answer: str, wrong: list[str], rng: random.Random) -> list[str]:
             return answers
         roll -= share
     p_correct = rng.uniform(0.7, 1.0)
-    return [answer if rng.random() < p_correct or not wrong else rng.choice(wrong)
-            for _ in range(N_ANNOTATORS)]  # fmt: skip
+    return [
+        answer if rng.random() < p_correct or not wrong else rng.choice(wrong)
+        for _ in range(N_ANNOTATORS)
+    ]
 
 
 def official_answer(answers: list[str], truth: str) -> str:
@@ -50,6 +52,7 @@ def annotate(answer: str, space: tuple[str, ...], rng: random.Random) -> tuple[l
     for answer_id, text in enumerate(given, start=1):
         weights = (0.85, 0.12, 0.03) if text == answer else (0.5, 0.35, 0.15)
         confidence = rng.choices(("yes", "maybe", "no"), weights)[0]
-        annotations.append({"answer": text, "answer_confidence": confidence,
-                            "answer_id": answer_id})  # fmt: skip
+        annotations.append(
+            {"answer": text, "answer_confidence": confidence, "answer_id": answer_id}
+        )
     return annotations, official_answer(given, answer)

@@ -46,23 +46,30 @@ def vqav2(
                 qid = image_id * 1000 + j
                 answers, official = annotate(item.answer, item.space, rng)
                 questions.append({"image_id": image_id, "question": item.text, "question_id": qid})
-                annotations.append({
-                    "question_type": item.meta["question_type"],
-                    "multiple_choice_answer": official,
-                    "answers": answers,
-                    "image_id": image_id,
-                    "answer_type": item.meta["answer_type"],
-                    "question_id": qid,
-                })  # fmt: skip
+                annotations.append(
+                    {
+                        "question_type": item.meta["question_type"],
+                        "multiple_choice_answer": official,
+                        "answers": answers,
+                        "image_id": image_id,
+                        "answer_type": item.meta["answer_type"],
+                        "question_id": qid,
+                    }
+                )
         info = {"description": "vecomp synthetic VQAv2", "version": "2.0", "year": 2026}
-        files[f"v2_OpenEnded_mscoco_{subtype}_questions.json"] = json_bytes({
-            "info": info, "task_type": "Open-Ended", "data_type": "mscoco",
-            "license": _LICENSE, "data_subtype": subtype, "questions": questions,
-        })  # fmt: skip
-        files[f"v2_mscoco_{subtype}_annotations.json"] = json_bytes({
-            "info": info, "license": _LICENSE, "data_subtype": subtype,
-            "annotations": annotations,
-        })  # fmt: skip
+        files[f"v2_OpenEnded_mscoco_{subtype}_questions.json"] = json_bytes(
+            {
+                "info": info,
+                "task_type": "Open-Ended",
+                "data_type": "mscoco",
+                "license": _LICENSE,
+                "data_subtype": subtype,
+                "questions": questions,
+            }
+        )
+        files[f"v2_mscoco_{subtype}_annotations.json"] = json_bytes(
+            {"info": info, "license": _LICENSE, "data_subtype": subtype, "annotations": annotations}
+        )
     return files
 
 
@@ -182,8 +189,15 @@ def karpathy(
                 raw += rng.choice(("", "", " ", "\n"))
             sentences.append({"tokens": _tokens(raw), "raw": raw, "imgid": imgid, "sentid": sentid})
             sentid += 0 if coco_quirks else 1
-        entries.append({**extra, "sentids": [s["sentid"] for s in sentences], "imgid": imgid,
-                        "sentences": sentences, "split": split})  # fmt: skip
+        entries.append(
+            {
+                **extra,
+                "sentids": [s["sentid"] for s in sentences],
+                "imgid": imgid,
+                "sentences": sentences,
+                "split": split,
+            }
+        )
     return json_bytes({"images": entries, "dataset": dataset})
 
 
@@ -226,8 +240,12 @@ def nlvr2(
             named = []
             for pair_id, (left, right) in enumerate(pairs):
                 stem = f"{split}-{set_id}-{pair_id}"
-                named.append((Scene(f"{stem}-img0", left.objects, left.occluder),
-                              Scene(f"{stem}-img1", right.objects, right.occluder)))  # fmt: skip
+                named.append(
+                    (
+                        Scene(f"{stem}-img0", left.objects, left.occluder),
+                        Scene(f"{stem}-img1", right.objects, right.occluder),
+                    )
+                )
             split_images += [image for pair in named for image in pair]
             for sentence_id, statement in enumerate(statements):
                 labels = [statement.holds(left, right) for left, right in named]
@@ -270,8 +288,9 @@ def _kept_pairs(labels: list[bool], rng: random.Random) -> list[int]:
 def _validations(label: str, rng: random.Random) -> dict[str, str]:
     """Four more workers' judgments (dev and test only), now and then one disagreeing."""
     flipped = {"True": "False", "False": "True"}
-    return {str(rng.randrange(200)): label if rng.random() > 0.05 else flipped[label]
-            for _ in range(4)}  # fmt: skip
+    return {
+        str(rng.randrange(200)): label if rng.random() > 0.05 else flipped[label] for _ in range(4)
+    }
 
 
 SET_TRIES = 50  # sets of image pairs drawn before a request is called impossible

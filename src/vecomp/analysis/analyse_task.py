@@ -33,13 +33,13 @@ from ..fusion.data import TaskData, add_task_data_arguments, to_device
 from ..fusion.evaluate import evaluate
 from ..fusion.train import load_checkpoint
 from ..io import atomic_path
+from ..kinds import get_kind
+from ..settings import add_setting
 
 QUERIES = ("text", "pooled")
-PROBABILITIES = {  # a task model's outputs as probabilities (what an ensemble averages)
-    "vqa": torch.sigmoid,
-    "classification": lambda logits: logits.softmax(-1),
-    "pair": lambda logits: logits.softmax(-1),
-    "retrieval": torch.sigmoid,
+PROBABILITIES = {  # a task kind's outputs as probabilities (``TaskKind.probabilities``)
+    "sigmoid": torch.sigmoid,
+    "softmax": lambda logits: logits.softmax(-1),
 }
 
 
@@ -76,10 +76,15 @@ def attention_mass(model, batch: dict) -> pd.DataFrame:
             }
             for query in QUERIES:
                 mass = on_block[query].float()
-                rows.append({
-                    "layer": layer, "query": query, "block": block,
-                    "mass": mass.mean().item(), "per_token": (mass / counts).mean().item(),
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "layer": layer,
+                        "query": query,
+                        "block": block,
+                        "mass": mass.mean().item(),
+                        "per_token": (mass / counts).mean().item(),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -91,7 +96,7 @@ class Ensemble(nn.Module):
     def __init__(self, members: list[nn.Module], kind: str, encoders: tuple[str, ...]) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
-        self.probabilities = PROBABILITIES[kind]
+        self.probabilities = PROBABILITIES[get_kind(kind).probabilities]
         self.config = SimpleNamespace(encoders=encoders)
         self._columns = [[encoders.index(e) for e in m.config.encoders] for m in members]
         self._scale = 1 / math.sqrt(len(members))
@@ -133,10 +138,15 @@ def ensemble_rows(runs: dict, data: TaskData, options: dict, device) -> list[dic
             ensemble = Ensemble(members, data.kind, tuple(encoders))
             metrics, _ = evaluate(ensemble, data, "test", device=device, **options)
             rows += [
-                {"task": data.task.name, "encoders": "+".join(encoders), "seed": seed,
-                 "metric": m, "value": v}
+                {
+                    "task": data.task.name,
+                    "encoders": "+".join(encoders),
+                    "seed": seed,
+                    "metric": m,
+                    "value": v,
+                }
                 for m, v in metrics.items()
-            ]  # fmt: skip
+            ]
     return rows
 
 
@@ -204,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vecomp analyse-task", description=__doc__)
     add_task_data_arguments(parser, "ENCODER=FOLDER of a feature store, once per encoder")
     parser.add_argument("--runs", type=Path, nargs="+", required=True, help="run folders")
-    parser.add_argument("--samples", type=int, default=256, help="attention sample size")
+    add_setting(parser, "--samples", "analysis.attention_samples", type=int)
     parser.add_argument("--options", default="{}", help="JSON: evaluation options (rerank_top_k)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0)
@@ -215,7 +225,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     stores = dict(args.store)
-    analyse_task(args.task, args.prepared, args.text, stores, args.runs, args.samples, args.out,
-                 json.loads(args.options), pick_device(args.device))  # fmt: skip
+    analyse_task(
+        args.task,
+        args.prepared,
+        args.text,
+        stores,
+        args.runs,
+        args.samples,
+        args.out,
+        json.loads(args.options),
+        pick_device(args.device),
+    )
     print(f"analysed {len(args.runs)} runs of {args.task} into {args.out}")
     return 0

@@ -43,8 +43,11 @@ PRETRAINERS: dict[str, Callable[[dict | None, Path], dict]] = {
     "patch": patch.pretrain,
     "region": region.pretrain,
 }
-DEFAULTS: dict[str, dict] = {"grid": grid.DEFAULTS, "patch": patch.DEFAULTS,
-                             "region": region.DEFAULTS}  # fmt: skip
+DEFAULTS: dict[str, dict] = {
+    "grid": grid.DEFAULTS,
+    "patch": patch.DEFAULTS,
+    "region": region.DEFAULTS,
+}
 LIBRARIES = ("torch", "torchvision", "timm", "safetensors", "numpy", "pillow")
 
 

@@ -55,11 +55,7 @@ class Balancer:
 
 
 def pick_items(
-    rng: random.Random,
-    balancer: Balancer,
-    templates: dict,
-    scene,
-    n: int,
+    rng: random.Random, balancer: Balancer, templates: dict, scene, n: int
 ) -> list[Item]:
     """Up to ``n`` items about one scene, templates visited in random order, texts distinct."""
     names = list(templates)

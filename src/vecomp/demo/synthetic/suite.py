@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...data.fetch import sha256_of
 from ...errors import VecompError
-from ..download import sha256_of
 from . import datasets
 from .packing import archive_writer, json_bytes
 from .probes import probe_templates
@@ -61,8 +61,9 @@ class SuiteSpec:
         if "objects_per_image" in spec:
             spec["objects_per_image"] = tuple(spec["objects_per_image"])
         if "images" in spec:
-            spec["images"] = {pool: in_split_order(pool, sizes)
-                              for pool, sizes in spec["images"].items()}  # fmt: skip
+            spec["images"] = {
+                pool: in_split_order(pool, sizes) for pool, sizes in spec["images"].items()
+            }
         if "nlvr2_sets" in spec:
             spec["nlvr2_sets"] = in_split_order("nlvr2", spec["nlvr2_sets"])
         if "nlvr2_statements" in spec:
@@ -165,8 +166,10 @@ class SuiteBuilder:
     def images(self, key: str, named: dict[str, Scene], formats: dict[str, str] | None = None):
         """An archive of rendered scenes: JPEG unless ``formats`` names another per member."""
         size, formats = self.spec.image_size, formats or {}
-        self.write(key, {name: _image_bytes(s, size, formats.get(name, "JPEG"))
-                         for name, s in named.items()})  # fmt: skip
+        self.write(
+            key,
+            {name: _image_bytes(s, size, formats.get(name, "JPEG")) for name, s in named.items()},
+        )
 
     def build(self) -> None:
         spec = self.spec
@@ -183,11 +186,18 @@ class SuiteBuilder:
         for sub, scenes in coco.items():
             named = {f"{sub}/COCO_{sub}_{int(s.image_id):012d}.jpg": s for s in scenes}
             self.images(f"coco/{sub}.zip", named)
-        files = datasets.vqav2(coco, self.spec.questions_per_image["vqav2"], self.rng("vqav2"),
-                               self.spec.templates("vqav2"))  # fmt: skip
+        files = datasets.vqav2(
+            coco,
+            self.spec.questions_per_image["vqav2"],
+            self.rng("vqav2"),
+            self.spec.templates("vqav2"),
+        )
         for name, data in files.items():
-            kind, sub = ("Questions", name.split("_")[3]) if "OpenEnded" in name else (
-                "Annotations", name.split("_")[2])  # fmt: skip
+            kind, sub = (
+                ("Questions", name.split("_")[3])
+                if "OpenEnded" in name
+                else ("Annotations", name.split("_")[2])
+            )
             split = "Train" if sub == "train2014" else "Val"
             self.write(f"vqav2/v2_{kind}_{split}_mscoco.zip", {name: data})
 
@@ -202,8 +212,9 @@ class SuiteBuilder:
             self.write(f"snli_ve/{name}", {name: data})
 
     def _gqa(self, gqa):
-        self.images("gqa/images.zip", {f"images/{s.image_id}.jpg": s for v in gqa.values()
-                                       for s in v})  # fmt: skip
+        self.images(
+            "gqa/images.zip", {f"images/{s.image_id}.jpg": s for v in gqa.values() for s in v}
+        )
         per_image = self.spec.questions_per_image["gqa"]
         files = datasets.gqa(gqa, per_image, self.rng("gqa"), self.spec.templates("gqa"))
         self.write("gqa/questions1.2.zip", files)
@@ -215,16 +226,21 @@ class SuiteBuilder:
             return sample_scene(scene_rng, "", spec.objects_per_image)
 
         files, images = datasets.nlvr2(
-            spec.nlvr2_sets, spec.nlvr2_pairs_per_set, draw, self.rng("nlvr2"),
-            spec.nlvr2_sentences_per_set, spec.nlvr2_statements,
-        )  # fmt: skip
+            spec.nlvr2_sets,
+            spec.nlvr2_pairs_per_set,
+            draw,
+            self.rng("nlvr2"),
+            spec.nlvr2_sentences_per_set,
+            spec.nlvr2_statements,
+        )
         for name, data in files.items():
             self.write(f"nlvr2/{name}", {name: data})
         formats_rng = self.rng("nlvr2:formats")
         for split, scenes in images.items():
             named = {_nlvr2_member(split, s.image_id): s for s in scenes}
-            formats = {name: "JPEG" if formats_rng.random() < NLVR2_JPEG_SHARE else "PNG"
-                       for name in named}  # fmt: skip
+            formats = {
+                name: "JPEG" if formats_rng.random() < NLVR2_JPEG_SHARE else "PNG" for name in named
+            }
             self.images(f"nlvr2/{split}_img.zip", named, formats)
         self.scene_graphs["nlvr2"] = [s.to_json() for v in images.values() for s in v]
 
@@ -238,17 +254,21 @@ class SuiteBuilder:
             coco_images.append((s, split, {"filepath": "val2014"}))
         for scene, _, extra in coco_images:
             sub = extra["filepath"]
-            extra.update(filename=f"COCO_{sub}_{int(scene.image_id):012d}.jpg",
-                         cocoid=int(scene.image_id))  # fmt: skip
+            extra.update(
+                filename=f"COCO_{sub}_{int(scene.image_id):012d}.jpg", cocoid=int(scene.image_id)
+            )
         flickr_images = [
             (s, split, {"filename": f"{s.image_id}.jpg"})
             for split, scenes in flickr.items()
             for s in scenes
         ]
-        self.write("karpathy/caption_datasets.zip", {
-            "dataset_coco.json": datasets.karpathy(coco_images, "coco", rng, coco_quirks=True),
-            "dataset_flickr30k.json": datasets.karpathy(flickr_images, "flickr30k", rng),
-        })  # fmt: skip
+        self.write(
+            "karpathy/caption_datasets.zip",
+            {
+                "dataset_coco.json": datasets.karpathy(coco_images, "coco", rng, coco_quirks=True),
+                "dataset_flickr30k.json": datasets.karpathy(flickr_images, "flickr30k", rng),
+            },
+        )
 
     def write_manifest(self) -> None:
         keys = sorted(
@@ -279,8 +299,11 @@ def generate(spec: SuiteSpec, mirror: Path, scene_graphs: Path) -> dict:
         shutil.rmtree(staging, ignore_errors=True)
     n_images = sum(len(v) for v in builder.scene_graphs.values())
     seconds = time.perf_counter() - started
-    return {"images": n_images, "seconds": round(seconds, 2),
-            "images_per_second": round(n_images / seconds, 1)}  # fmt: skip
+    return {
+        "images": n_images,
+        "seconds": round(seconds, 2),
+        "images_per_second": round(n_images / seconds, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""``vecomp extract``: unpack a downloaded archive into its folder (safely, atomically)."""
+"""``vecomp unpack``: unpack a downloaded archive into its folder (safely, atomically)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from .archive import extract
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vecomp extract", description=__doc__)
+    parser = argparse.ArgumentParser(prog="vecomp unpack", description=__doc__)
     parser.add_argument("--archive", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="target folder")
     args = parser.parse_args(argv)

@@ -32,8 +32,9 @@ from pathlib import Path
 import torch
 from torchvision.ops import box_iou, nms
 
-from ...data.synthetic.scenes import COLORS, SHAPES, Scene, SceneObject
-from ..detector import fasterrcnn_mini, save_detector
+from ...encoders.detector import save_detector
+from ..detector import fasterrcnn_mini
+from ..synthetic.scenes import COLORS, SHAPES, Scene, SceneObject
 from .data import resolve_spec, scene_set, seeded, train
 
 DEFAULTS = {
@@ -74,8 +75,12 @@ def targets_for(scene: Scene, size: int) -> dict[str, torch.Tensor]:
 
 def arch_kwargs(spec: dict) -> dict:
     """The ``fasterrcnn_mini`` arguments saved with the checkpoint."""
-    return {"num_classes": len(CLASSES), "image_size": spec["image_size"],
-            "channels": spec["channels"], "representation": spec["representation"]}  # fmt: skip
+    return {
+        "num_classes": len(CLASSES),
+        "image_size": spec["image_size"],
+        "channels": spec["channels"],
+        "representation": spec["representation"],
+    }
 
 
 def build_model(spec: dict):
@@ -148,5 +153,8 @@ def pretrain(spec: dict | None, folder: Path) -> dict:
         "heldout_at_init": at_init,
         "classes": list(CLASSES),
     }
-    return {"encoder": {"type": "torchvision_frcnn", "arch": ARCH}, "spec": spec,
-            "metrics": metrics}  # fmt: skip
+    return {
+        "encoder": {"type": "torchvision_frcnn", "arch": ARCH},
+        "spec": spec,
+        "metrics": metrics,
+    }

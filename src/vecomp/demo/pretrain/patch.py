@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...data.synthetic.captions import captions_for
-from ...data.synthetic.scenes import Scene
+from ..synthetic.captions import captions_for
+from ..synthetic.scenes import Scene
 from .data import PretrainSpecError, normalize, resolve_spec, save_timm, scene_set, seeded, train
 
 DEFAULTS = {
@@ -97,8 +97,13 @@ def caption_sets(scenes: list[Scene], spec: dict, split: str, n: int) -> list[li
 def build_vit(spec: dict) -> nn.Module:
     if not timm.is_model(spec["model"]):
         raise PretrainSpecError(f"pretrain patch: timm has no model {spec['model']!r}")
-    return timm.create_model(spec["model"], pretrained=False, img_size=spec["image_size"],
-                             num_classes=0, **{k: spec[k] for k in VIT_ARGS})  # fmt: skip
+    return timm.create_model(
+        spec["model"],
+        pretrained=False,
+        img_size=spec["image_size"],
+        num_classes=0,
+        **{k: spec[k] for k in VIT_ARGS},
+    )
 
 
 class ImageTextModel(nn.Module):
@@ -108,8 +113,11 @@ class ImageTextModel(nn.Module):
         super().__init__()
         self.vit = vit
         self.image_proj = nn.Linear(vit.num_features, spec["proj_dim"])
-        self.text = nn.Sequential(nn.Linear(vocabulary_size, spec["text_width"]), nn.GELU(),
-                                  nn.Linear(spec["text_width"], spec["proj_dim"]))  # fmt: skip
+        self.text = nn.Sequential(
+            nn.Linear(vocabulary_size, spec["text_width"]),
+            nn.GELU(),
+            nn.Linear(spec["text_width"], spec["proj_dim"]),
+        )
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / spec["temperature"])))
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
@@ -144,8 +152,12 @@ def recall(hits: torch.Tensor, ranked: torch.Tensor, k: int) -> float:
 
 
 @torch.no_grad()
-def retrieval(model: ImageTextModel, images: torch.Tensor, image_captions: list[list[str]],
-              vocabulary: dict[str, int]) -> dict:  # fmt: skip
+def retrieval(
+    model: ImageTextModel,
+    images: torch.Tensor,
+    image_captions: list[list[str]],
+    vocabulary: dict[str, int],
+) -> dict:
     """Recall@1 and @5 both ways, COCO-style: N images [N, 3, S, S], C captions each."""
     model.eval()
     captions, matches = caption_matches(image_captions)  # matches [N, N * C]
@@ -193,5 +205,8 @@ def pretrain(spec: dict | None, folder: Path) -> dict:
         "vocabulary_size": len(vocabulary),
         "temperature": round(float(1.0 / model.logit_scale.detach().exp()), 4),
     }
-    return {"encoder": {"type": "timm_patch", "model": spec["model"]}, "spec": spec,
-            "metrics": metrics}  # fmt: skip
+    return {
+        "encoder": {"type": "timm_patch", "model": spec["model"]},
+        "spec": spec,
+        "metrics": metrics,
+    }

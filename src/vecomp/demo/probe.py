@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.functional import pil_to_tensor
 
-from ..data.synthetic.scenes import BACKGROUND, COLORS, OCCLUDER
-from .base import WHOLE_IMAGE, EncoderOutput, VisionEncoder
-from .registry import register_encoder
+from ..encoders.base import WHOLE_IMAGE, EncoderOutput, VisionEncoder
+from ..encoders.registry import register_encoder
+from .synthetic.scenes import BACKGROUND, COLORS, OCCLUDER
 
 FAR = 60 / 255  # an object pixel differs from the background by more than this (per channel)
 MIN_PIXELS = 4  # smaller specks (JPEG ringing) are not objects

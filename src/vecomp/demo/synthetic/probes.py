@@ -38,8 +38,9 @@ def _vqa_probe(kind: str):
 
     def items(scene: Scene) -> list[Item]:
         answer = yes_no(holds(scene))
-        return [_vqa(f"probe_{kind}", f"Is there {phrase}?", answer, YES_NO, "is there a",
-                     "yes/no")]  # fmt: skip
+        return [
+            _vqa(f"probe_{kind}", f"Is there {phrase}?", answer, YES_NO, "is there a", "yes/no")
+        ]
 
     return items
 
@@ -50,8 +51,9 @@ def _gqa_probe(kind: str):
     def items(scene: Scene) -> list[Item]:
         answer = yes_no(holds(scene))
         full = f"{answer.capitalize()}, there {'is' if holds(scene) else 'is not'} {phrase}."
-        return [_gqa(f"probe_{kind}", f"Is there {phrase}?", answer, YES_NO, "verify", "attr",
-                     full)]  # fmt: skip
+        return [
+            _gqa(f"probe_{kind}", f"Is there {phrase}?", answer, YES_NO, "verify", "attr", full)
+        ]
 
     return items
 

@@ -134,8 +134,12 @@ VQA_TEMPLATES = {
 
 # ---------------------------------------------------------------- GQA: compositional questions
 def _gqa(template, text, answer, space, structural, semantic, full_answer) -> Item:
-    meta = {"structural": structural, "semantic": semantic, "detailed": template,
-            "fullAnswer": full_answer}  # fmt: skip
+    meta = {
+        "structural": structural,
+        "semantic": semantic,
+        "detailed": template,
+        "fullAnswer": full_answer,
+    }
     return Item(template, text, answer, space, meta)
 
 
@@ -192,8 +196,9 @@ def _logical(scene: Scene, template: str, word: str, combine) -> list[Item]:
             answer = yes_no(combine(bool(scene.find(c1, s1)), bool(scene.find(c2, s2))))
             text = f"Is there {word} {article(c1)} {c1} {s1} {'and' if word == 'both' else 'or'} "
             text += f"{article(c2)} {c2} {s2}?"
-            items.append(_gqa(template, text, answer, YES_NO, "logical", "obj",
-                              f"{answer.capitalize()}."))  # fmt: skip
+            items.append(
+                _gqa(template, text, answer, YES_NO, "logical", "obj", f"{answer.capitalize()}.")
+            )
     return items
 
 

@@ -26,7 +26,7 @@ import timm
 import torch
 import torch.nn.functional as F
 
-from ...data.synthetic.scenes import COLORS, SHAPES, SIZES, Scene
+from ..synthetic.scenes import COLORS, SHAPES, SIZES, Scene
 from .data import PretrainSpecError, normalize, resolve_spec, save_timm, scene_set, seeded, train
 
 DEFAULTS = {
@@ -65,8 +65,7 @@ def build_model(spec: dict) -> torch.nn.Module:
     return timm.create_model(spec["model"], pretrained=False, num_classes=len(ATTRIBUTES))
 
 
-def batch_loss(model: torch.nn.Module, images: torch.Tensor,
-               targets: torch.Tensor) -> torch.Tensor:  # fmt: skip
+def batch_loss(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean BCE over the 13 labels; images [B, 3, S, S] normalised, targets [B, 13]."""
     return F.binary_cross_entropy_with_logits(model(images), targets)
 
@@ -90,17 +89,22 @@ def average_precision(scores: torch.Tensor, labels: torch.Tensor) -> float:
 def evaluate(logits: torch.Tensor, targets: torch.Tensor) -> dict:
     """Held-out accuracy and macro AP of [N, 13] logits against [N, 13] 0/1 targets."""
     accuracy = ((logits > 0).float() == targets).float().mean(0)
-    ap = torch.tensor([average_precision(logits[:, j], targets[:, j])
-                       for j in range(targets.shape[1])])  # fmt: skip
-    return {"label_accuracy": round(float(accuracy.mean()), 4),
-            "macro_ap": round(float(ap.nanmean()), 4)}  # fmt: skip
+    ap = torch.tensor(
+        [average_precision(logits[:, j], targets[:, j]) for j in range(targets.shape[1])]
+    )
+    return {
+        "label_accuracy": round(float(accuracy.mean()), 4),
+        "macro_ap": round(float(ap.nanmean()), 4),
+    }
 
 
 def baselines(targets: torch.Tensor) -> dict:
     """What knowing only each label's base rate achieves: the floor a trained model must beat."""
     rate = targets.mean(0)
-    return {"label_accuracy": round(float(torch.maximum(rate, 1 - rate).mean()), 4),
-            "macro_ap": round(float(rate[rate > 0].mean()), 4)}  # fmt: skip
+    return {
+        "label_accuracy": round(float(torch.maximum(rate, 1 - rate).mean()), 4),
+        "macro_ap": round(float(rate[rate > 0].mean()), 4),
+    }
 
 
 def save(model: torch.nn.Module, folder: Path, spec: dict) -> None:
@@ -117,8 +121,7 @@ def pretrain(spec: dict | None, folder: Path) -> dict:
     with seeded(spec["seed"], spec["threads"]):
         model = build_model(spec)
         at_init = evaluate(predict(model, heldout_images), heldout_targets)
-        losses = train(model, lambda i: batch_loss(model, images[i], targets[i]), len(images),
-                       spec)  # fmt: skip
+        losses = train(model, lambda i: batch_loss(model, images[i], targets[i]), len(images), spec)
     save(model, folder, spec)
     metrics = {
         "train_loss": losses,
@@ -126,5 +129,8 @@ def pretrain(spec: dict | None, folder: Path) -> dict:
         "heldout_at_init": at_init,
         "heldout_constant_baseline": baselines(heldout_targets),
     }
-    return {"encoder": {"type": "timm_grid", "model": spec["model"]}, "spec": spec,
-            "metrics": metrics}  # fmt: skip
+    return {
+        "encoder": {"type": "timm_grid", "model": spec["model"]},
+        "spec": spec,
+        "metrics": metrics,
+    }
