@@ -13,11 +13,11 @@ include: "workflow/rules/common.smk"
 
 
 wildcard_constraints:
-    task=alternatives(TASKS),
-    file=alternatives(FILES),
+    task=alternatives(TASK_NAMES),
+    file=alternatives(FILE_KEYS),
     archive=alternatives(ARCHIVES),
-    pool=alternatives(POOLS),
-    encoder=alternatives(ENCODERS),
+    pool=alternatives(POOL_NAMES),
+    encoder=alternatives(ENCODER_SPECS),
     subset=alternatives(set(SWEEP.subset)) if RUNS else "(?!)",
     seed=r"\d+",
     vedrop=alternatives(set(SWEEP.vedrop)) if RUNS else "(?!)",

@@ -1,5 +1,6 @@
 """Shared test setup: offline hubs and no DVC analytics, whatever the caller's environment;
-the tiny config's local end-to-end run, which the workflow and SLURM tests compare against."""
+the tiny config's local end-to-end run, which the workflow tests build on, and the small
+config's, which the SLURM and `dvc repro` tests compare against."""
 
 from __future__ import annotations
 
@@ -18,5 +19,16 @@ def tiny_run(tmp_path_factory) -> Path:
     from .workflow_helpers import TINY, copy_project, run
 
     work = copy_project(tmp_path_factory.mktemp("snakemake"), TINY)
+    run(["snakemake", "--cores", "2"], work)
+    return work
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory) -> Path:
+    """workflow_helpers.small_config run end to end with `snakemake --cores 2` in a fresh copy."""
+    from .workflow_helpers import copy_project, run, small_config
+
+    root = tmp_path_factory.mktemp("small")
+    work = copy_project(root / "work", small_config(root / "small.yaml"))
     run(["snakemake", "--cores", "2"], work)
     return work

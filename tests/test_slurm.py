@@ -2,9 +2,10 @@
 
 The fast tests read the profile against the workflow. The slow one starts a one-node SLURM
 cluster on this machine (tests/slurm_cluster.py: Debian's slurm-wlm, slurmdbd, munge and
-MariaDB, on loopback) and runs the tiny test config (every rule and phase of the embedded
-default, at a few minutes' size) through snakemake-executor-plugin-slurm. Its artifacts must be
-the bytes of the same config run locally with `snakemake --cores 2` on the same machine.
+MariaDB, on loopback) and runs a small config derived from the tiny test config (one task, two
+pretrained encoders, both scheduler groups) through snakemake-executor-plugin-slurm. Its
+artifacts must be the bytes of the same config run locally with `snakemake --cores 2` on the
+same machine.
 A cluster that cannot start fails the test with the reason. Only a machine that cannot host one
 at all (not root: slurmd runs as root) skips it, with that reason in the summary; CI is root.
 """
@@ -26,7 +27,7 @@ from tests.slurm_cluster import (
     cannot_run_here,
     with_sbin,
 )
-from tests.workflow_helpers import ROOT, TINY, copy_project, run, tool_env, tree_digest
+from tests.workflow_helpers import ROOT, copy_project, run, tool_env, tree_digest
 
 CORES = str(os.cpu_count() or 1)
 # What the README adds for a small node: no job or group asks for more cores than the node has
@@ -120,8 +121,9 @@ def slurm_jobs(cluster) -> list[dict]:
 
 @pytest.mark.slow
 @pytest.mark.slurm
-def test_the_tiny_config_runs_on_slurm_to_the_local_results(cluster, tiny_run, tmp_path):
-    work = copy_project(tmp_path / "work", TINY)  # a fresh clone with the tiny config
+def test_a_small_config_runs_on_slurm_to_the_local_results(cluster, small_run, tmp_path):
+    # a fresh clone with the small config (workflow_helpers.small_config)
+    work = copy_project(tmp_path / "work", small_run / "config" / "config.yaml")
     env = tool_env()  # the venv first on PATH: the jobs inherit it (sbatch --export=ALL)
     env.update(SLURM_CONF=str(cluster.config), PATH=with_sbin(env["PATH"]))
     command = ["snakemake", "--profile", "profiles/slurm", *DEMO_OPTIONS]
@@ -135,16 +137,16 @@ def test_the_tiny_config_runs_on_slurm_to_the_local_results(cluster, tiny_run, t
     assert {job["state"] for job in jobs} == {"COMPLETED"}
     assert {job["account"] for job in jobs} == {ACCOUNT}
     runs = list((work / "results" / "runs").glob("*/*/*/metrics.json"))
-    assert len(jobs) > len(runs)  # every run its own job
+    assert len(runs) == 3 and len(jobs) > len(runs)  # every run its own job
     logs = work / "logs" / "slurm"  # every job's sbatch log is kept, grouped ones too
     assert len(list(logs.rglob("*.log"))) == len(jobs)
     for group in ("prepare", "report"):  # the profile's groups: one job each
         assert len(list(logs.glob(f"group_{group}_*/*.log"))) == 1, group
 
     # the same bytes as the same config run locally with `snakemake --cores 2` on this machine
-    local, scheduled = tree_digest(tiny_run / "results"), tree_digest(work / "results")
-    assert scheduled.keys() == local.keys()
-    differ = sorted(path for path, digest in scheduled.items() if local[path] != digest)
+    expected, scheduled = tree_digest(small_run / "results"), tree_digest(work / "results")
+    assert scheduled.keys() == expected.keys()
+    differ = sorted(path for path, digest in scheduled.items() if expected[path] != digest)
     assert not differ, f"the SLURM run's {differ[:10]} differ from the local run's"
     assert "Nothing to be done" in run(["snakemake", "-n"], work).stdout
 

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "config" / "config.yaml"  # the tiny config of the end-to-end tests
 
@@ -64,3 +66,16 @@ def tree_digest(folder: Path) -> dict[str, str]:
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }
+
+
+def small_config(path: Path) -> Path:
+    """The tiny config cut to one task (its preparation, baselines and closing analyses), two
+    pretrained encoders, their features and the three runs of their subsets, one seed: what the
+    SLURM and `dvc repro` tests run a second time. Derived from TINY, so the two cannot drift."""
+    config = yaml.safe_load(TINY.read_text())
+    config["tasks"] = {"gqa": config["tasks"]["gqa"]}
+    config["encoders"] = {name: config["encoders"][name] for name in ("grid", "patch")}
+    config["task_train"] = {}
+    config["sweep"] = {"seeds": [0], "ve_dropout": [], "matched": []}
+    path.write_text(yaml.safe_dump(config))
+    return path

@@ -7,7 +7,7 @@ rule analyse_task:
     input:
         prepared=lambda w: prepared(w.task),
         text=text_file("{task}"),
-        stores=lambda w: [store_file(e, task_pool(w.task)) for e in ENCODERS],
+        stores=lambda w: [store_file(e, task_pool(w.task)) for e in ENCODER_SPECS],
         checkpoints=lambda w: [f"{folder}/checkpoint.pt" for folder in task_runs(w.task)],
     output:
         [f"results/analysis/tasks/{{task}}/{name}" for name in ANALYSIS_FILES],
@@ -23,7 +23,7 @@ rule analyse_task:
         samples=ANALYSIS["attention_samples"],
         options=lambda w: json.dumps(task_evaluation(w.task), sort_keys=True),
         stores=lambda w: " ".join(
-            f"--store {e}={store_folder(e, task_pool(w.task))}" for e in sorted(ENCODERS)
+            f"--store {e}={store_folder(e, task_pool(w.task))}" for e in sorted(ENCODER_SPECS)
         ),
         runs=lambda w: " ".join(task_runs(w.task)),
         text=lambda w, input: os.path.dirname(input.text),
@@ -37,7 +37,7 @@ rule analyse_task:
 rule analyse:
     input:
         runs=rules.collect_runs.output.runs,
-        tasks=expand("results/analysis/tasks/{task}/{name}", task=TASKS, name=ANALYSIS_FILES),
+        tasks=expand("results/analysis/tasks/{task}/{name}", task=TASK_NAMES, name=ANALYSIS_FILES),
         baselines=rules.baselines.output,
     output:
         tables=[f"results/analysis/{name}.csv" for name in ANALYSES],
@@ -50,7 +50,7 @@ rule analyse:
         "../../envs/vecomp.yaml"
     params:
         code=code_hash("analyse"),
-        tasks=" ".join(f"results/analysis/tasks/{task}" for task in TASKS),
+        tasks=" ".join(f"results/analysis/tasks/{task}" for task in TASK_NAMES),
     shell:
         "vecomp analyse --runs {input.runs} --tasks {params.tasks} --baselines {input.baselines}"
         " --out results/analysis --metrics {output.metrics} > {log} 2>&1"

@@ -28,31 +28,33 @@ from vecomp.kinds import get_kind
 
 validate_config(config)  # against src/vecomp/config.schema.yaml
 
+# What this run uses (the config's names); the registries (registry.TASKS, registry.FILES, ...)
+# hold everything vecomp knows.
 DATA = config["data"]
-TASKS = list(config["tasks"])
-POOLS = registry.pools_for(TASKS)
-ENCODERS = config["encoders"]
+TASK_NAMES = list(config["tasks"])
+POOL_NAMES = registry.pools_for(TASK_NAMES)
+ENCODER_SPECS = config["encoders"]
 # Published feature files that precomputed encoders import: downloaded like dataset files.
-FEATURE_FILES = [
+FEATURE_FILE_KEYS = [
     key
-    for spec in ENCODERS.values()
+    for spec in ENCODER_SPECS.values()
     if spec["type"] == "precomputed"
-    for pool in POOLS
+    for pool in POOL_NAMES
     for key in spec["files"][pool]
     if key in registry.FEATURE_FILES
 ]
-FILES = registry.files_for(TASKS) + sorted(set(FEATURE_FILES))
-ARCHIVES = {registry.get_file(k).stem: k for k in FILES if registry.get_file(k).is_archive}
+FILE_KEYS = registry.files_for(TASK_NAMES) + sorted(set(FEATURE_FILE_KEYS))
+ARCHIVES = {registry.get_file(k).stem: k for k in FILE_KEYS if registry.get_file(k).is_archive}
 SYNTHETIC = DATA["source"] == "synthetic"
-PRETRAINED = [name for name, spec in ENCODERS.items() if "pretrain" in spec]
+PRETRAINED = [name for name, spec in ENCODER_SPECS.items() if "pretrain" in spec]
 FEATURES = config["features"]
 MIRROR = "results/synthetic/mirror"
 TEXT = config["text"]
 MODEL = config["model"]
 TRAIN = config["train"]
-SWEEP = sweep_table(TASKS, ENCODERS, config["sweep"]) if ENCODERS else None
-RUNS = run_folders(SWEEP) if ENCODERS else []
-MATCHED = matched_folders(TASKS, ENCODERS, config["sweep"]) if ENCODERS else []
+SWEEP = sweep_table(TASK_NAMES, ENCODER_SPECS, config["sweep"]) if ENCODER_SPECS else None
+RUNS = run_folders(SWEEP) if ENCODER_SPECS else []
+MATCHED = matched_folders(TASK_NAMES, ENCODER_SPECS, config["sweep"]) if ENCODER_SPECS else []
 
 
 # The package code each rule's command runs (its import closure: vecomp/provenance.py). Its
@@ -87,7 +89,7 @@ PREPARED_FILES = [
     "labels.json",
     "report.json",
 ]
-LABELLED_TASKS = [t for t in TASKS if get_kind(registry.get_task(t).kind).has_labels]
+LABELLED_TASKS = [t for t in TASK_NAMES if get_kind(registry.get_task(t).kind).has_labels]
 
 
 # Targets of each phase: `snakemake <phase rule>` runs one phase (DVC stages do exactly that).
@@ -96,7 +98,7 @@ def synthetic_targets():
 
 
 def download_targets():
-    return [raw_path(k) for k in FILES]
+    return [raw_path(k) for k in FILE_KEYS]
 
 
 def encoder_targets():
@@ -104,11 +106,11 @@ def encoder_targets():
 
 
 def feature_targets():
-    return [store_file(e, p) for e in ENCODERS for p in POOLS]
+    return [store_file(e, p) for e in ENCODER_SPECS for p in POOL_NAMES]
 
 
 def prepare_targets():
-    targets = [p for t in TASKS for p in prepared(t)]
+    targets = [p for t in TASK_NAMES for p in prepared(t)]
     if LABELLED_TASKS:
         targets.append("results/metrics/baselines.json")
     return targets
@@ -169,14 +171,14 @@ def pretrained_weights(name):
 
 def encoder_spec(name):
     """The spec that builds the encoder: the config entry, with pipeline-made weights."""
-    spec = {k: v for k, v in ENCODERS[name].items() if k != "pretrain"}
+    spec = {k: v for k, v in ENCODER_SPECS[name].items() if k != "pretrain"}
     if name in PRETRAINED:
         spec["weights"] = pretrained_weights(name)
     return spec
 
 
 def pretrain_spec(name):
-    return {k: v for k, v in ENCODERS[name]["pretrain"].items() if k != "objective"}
+    return {k: v for k, v in ENCODER_SPECS[name]["pretrain"].items() if k != "objective"}
 
 
 def pretrain_threads(wildcards):
@@ -190,7 +192,7 @@ def precomputed_sources(wildcards):
     """A precomputed encoder's files for one pool: a registry key's download (or extracted
     folder), or the local path as given. Other encoders read the pool's images instead.
     """
-    spec = ENCODERS[wildcards.encoder]
+    spec = ENCODER_SPECS[wildcards.encoder]
     if spec["type"] != "precomputed":
         return []
     entries = spec["files"][wildcards.pool]

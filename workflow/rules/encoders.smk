@@ -12,7 +12,7 @@ rule pretrain_encoder:
     threads: pretrain_threads
     params:
         code=code_hash("pretrain"),
-        objective=lambda w: ENCODERS[w.encoder]["pretrain"]["objective"],
+        objective=lambda w: ENCODER_SPECS[w.encoder]["pretrain"]["objective"],
         spec=lambda w: json.dumps(pretrain_spec(w.encoder), sort_keys=True),
     shell:
         "vecomp pretrain --objective {params.objective} --spec '{params.spec}'"

@@ -82,7 +82,7 @@ rule train_matched:
     input:
         prepared=lambda w: prepared(w.task),
         text=text_file("{task}"),
-        stores=lambda w: [store_file(e, task_pool(w.task)) for e in ENCODERS],
+        stores=lambda w: [store_file(e, task_pool(w.task)) for e in ENCODER_SPECS],
     output:
         [f"{MATCHED_FOLDER}/{name}" for name in RUN_FILES],
     log:
@@ -98,7 +98,8 @@ rule train_matched:
         train=lambda w: json.dumps(train_settings(config, w.task), sort_keys=True),
         store=lambda w: store_folder(w.subset, task_pool(w.task)),
         reference=lambda w: " ".join(
-            f"--match-store {e}={store_folder(e, task_pool(w.task))}" for e in sorted(ENCODERS)
+            f"--match-store {e}={store_folder(e, task_pool(w.task))}"
+            for e in sorted(ENCODER_SPECS)
         ),
         text=lambda w, input: os.path.dirname(input.text),
         folder=lambda w, output: os.path.dirname(output[0]),
@@ -114,7 +115,7 @@ rule collect_runs:
         [f"{folder}/metrics.json" for folder in RUNS + MATCHED],
     output:
         runs="results/tables/runs.csv",
-        curves=[f"results/tables/curves/{task}.csv" for task in TASKS],
+        curves=[f"results/tables/curves/{task}.csv" for task in TASK_NAMES],
         summary="results/metrics/sweep.json",
     log:
         "logs/tables/collect.log",
@@ -132,7 +133,7 @@ rule collect_runs:
 # Phase targets: `snakemake text`, `snakemake sweep` (what the DVC stages run).
 rule text:
     input:
-        [text_file(t) for t in TASKS],
+        [text_file(t) for t in TASK_NAMES],
     localrule: True
 
 
