@@ -190,3 +190,15 @@ def test_each_dvc_stage_depends_on_exactly_the_code_its_jobs_run():
             listing = "\n".join(f"      - {p}" for p in expected)
             wrong.append(f"stage {name} ({' '.join(commands)}) should list:\n{listing}")
     assert not wrong, "dvc.yaml deps differ from the commands' code:\n" + "\n".join(wrong)
+
+
+def test_the_deps_printer_lists_a_stage_s_code_and_names_an_unknown_command(capsys):
+    from vecomp.provenance import main
+
+    assert main(["encode-text"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"- {p}" for p in dependency_paths(["encode-text"])
+    ]
+    with pytest.raises(SystemExit):
+        main(["trian"])
+    assert "invalid choice: 'trian'" in capsys.readouterr().err

@@ -111,7 +111,7 @@ def dependency_paths(commands: list[str], source: Path = SOURCE) -> list[str]:
         folder = path.parent
         while folder != source and _all_modules(folder.parent, needed, source):
             folder = folder.parent
-        whole = folder != source and _all_modules(folder, needed, source)
+        whole = _all_modules(folder, needed, source)
         paths.add((folder if whole else path).relative_to(root).as_posix())
     return sorted(paths)
 
@@ -120,7 +120,16 @@ def _all_modules(folder: Path, needed: set[Path], source: Path) -> bool:
     return folder != source and set(folder.rglob("*.py")) <= needed
 
 
-if __name__ == "__main__":  # python -m vecomp.provenance train collect: a stage's code deps
-    import sys
+def main(argv: list[str] | None = None) -> int:
+    """``python -m vecomp.provenance train collect``: the ``dvc.yaml`` deps of those commands."""
+    import argparse
 
-    print("\n".join(f"- {path}" for path in dependency_paths(sys.argv[1:])))
+    parser = argparse.ArgumentParser(prog="python -m vecomp.provenance", description=main.__doc__)
+    parser.add_argument("commands", nargs="+", choices=sorted(COMMANDS), metavar="COMMAND")
+    args = parser.parse_args(argv)
+    print("\n".join(f"- {path}" for path in dependency_paths(args.commands)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
