@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from tests.cli_args import vecomp_args
 from tests.fusion_fixtures import toy_task
 from tests.test_fusion_model import _batch, _config
 from vecomp import cli
@@ -159,30 +160,18 @@ def test_analyse_task_reads_the_features_as_its_runs_were_trained(tmp_path, monk
             super().__init__(*args, preload=preload, **kwargs)
 
     monkeypatch.setattr(analyse_task, "TaskData", Recording)
-    assert (
-        cli.main(
-            [
-                "analyse-task",
-                "--task",
-                "gqa",
-                "--prepared",
-                str(paths["prepared"]),
-                "--text",
-                str(paths["text"]),
-                "--store",
-                f"sees_a={stores['sees_a']}",
-                "--runs",
-                str(tmp_path / "run"),
-                "--samples",
-                "8",
-                "--device",
-                "cpu",
-                "--out",
-                str(tmp_path / "analysis"),
-            ]
-        )
-        == 0
+    args = vecomp_args(
+        "analyse-task",
+        task="gqa",
+        prepared=paths["prepared"],
+        text=paths["text"],
+        store=[f"sees_a={stores['sees_a']}"],
+        runs=tmp_path / "run",
+        samples=8,
+        device="cpu",
+        out=tmp_path / "analysis",
     )
+    assert cli.main(args) == 0
     assert preloads == [preload]
     assert (tmp_path / "analysis" / "attention.csv").exists()
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from tests.cli_args import vecomp_args
 from tests.fusion_fixtures import ENCODERS, toy_task
 from vecomp import cli
 from vecomp.devices import pick_device
@@ -305,21 +306,15 @@ def test_the_checkpoint_describes_itself_and_rebuilds_the_model(toys, tmp_path):
 
 def test_the_cli_trains_a_run_and_rejects_bad_settings(toys, tmp_path, capsys):
     paths = toys["gqa"]
-    stores = [f"--store={e}={paths['stores'][e]}" for e in ("sees_a", "sees_b")]
-    base = [
+    base = vecomp_args(
         "train",
-        "--task",
-        "gqa",
-        "--prepared",
-        str(paths["prepared"]),
-        "--text",
-        str(paths["text"]),
-        *stores,
-        "--seed",
-        "0",
-        "--model",
-        json.dumps(MODEL),
-    ]
+        task="gqa",
+        prepared=paths["prepared"],
+        text=paths["text"],
+        store=[f"{e}={paths['stores'][e]}" for e in ("sees_a", "sees_b")],
+        seed=0,
+        model=MODEL,
+    )
     settings = json.dumps({"epochs": 2, "batch_size": 16, "device": "cpu", "threads": 1})
     assert cli.main([*base, "--train", settings, "--out", str(tmp_path / "run")]) == 0
     written = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -391,26 +386,19 @@ def test_streaming_from_the_stores_trains_like_preloading(toys, tmp_path):
 
 def test_a_matched_run_is_widened_to_the_parameter_count_of_the_larger_model(toys, tmp_path):
     paths = toys["gqa"]
-    settings = json.dumps({"epochs": 1, "batch_size": 16, "device": "cpu", "threads": 1})
-    reference = [f"--match-store={e}={paths['stores'][e]}" for e in ENCODERS]
-    args = [
-        "train",
-        "--task",
-        "gqa",
-        "--prepared",
-        str(paths["prepared"]),
-        "--text",
-        str(paths["text"]),
-        f"--store=sees_a={paths['stores']['sees_a']}",
-        "--seed",
-        "0",
-        "--model",
-        json.dumps(MODEL),
-        "--train",
-        settings,
-    ]
-    assert cli.main([*args, *reference, "--out", str(tmp_path / "wide")]) == 0
-    assert cli.main([*args, "--out", str(tmp_path / "narrow")]) == 0
+    options = dict(
+        task="gqa",
+        prepared=paths["prepared"],
+        text=paths["text"],
+        store=[f"sees_a={paths['stores']['sees_a']}"],
+        seed=0,
+        model=MODEL,
+        train={"epochs": 1, "batch_size": 16, "device": "cpu", "threads": 1},
+    )
+    reference = [f"{e}={paths['stores'][e]}" for e in ENCODERS]
+    wide = vecomp_args("train", **options, match_store=reference, out=tmp_path / "wide")
+    assert cli.main(wide) == 0
+    assert cli.main(vecomp_args("train", **options, out=tmp_path / "narrow")) == 0
     wide, narrow = (
         json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("wide", "narrow")
     )

@@ -49,6 +49,7 @@ from transformers import (
     CLIPVisionModel,
 )
 
+from tests.cli_args import vecomp_args
 from vecomp import cli
 from vecomp.config import validate_config
 from vecomp.data.prepare import attach_labels
@@ -308,22 +309,14 @@ def tasks(paper, work, pool) -> dict[str, dict[str, Path]]:
     for task in TASKS:
         prepared = write_prepared(task, image_ids, work / "prepared" / task)
         store = work / "text" / task
-        assert (
-            cli.main(
-                [
-                    "tokenize-text",
-                    "--prepared",
-                    str(prepared),
-                    "--model",
-                    str(bert),
-                    "--max-length",
-                    str(paper["text"]["max_length"]),
-                    "--out",
-                    str(store),
-                ]
-            )
-            == 0
+        args = vecomp_args(
+            "tokenize-text",
+            prepared=prepared,
+            model=bert,
+            max_length=paper["text"]["max_length"],
+            out=store,
         )
+        assert cli.main(args) == 0
         out[task] = {"prepared": prepared, "text": store}
     return out
 
@@ -389,31 +382,19 @@ def _train(paper, work, task, paths, stores) -> Path:
     test_images = pd.read_parquet(paths["prepared"] / "test.parquet")["image_id"].nunique()
     train = train_options(paper, task, test_images)
     ve_dropout = paper["sweep"]["ve_dropout"][0]  # on every multi-encoder subset (`multi`)
-    assert (
-        cli.main(
-            [
-                "train",
-                "--task",
-                task,
-                "--prepared",
-                str(paths["prepared"]),
-                "--text",
-                str(paths["text"]),
-                *[f"--store={e}={stores[e]}" for e in ENCODERS],
-                "--seed",
-                "0",
-                "--ve-dropout",
-                str(ve_dropout),
-                "--model",
-                json.dumps(model),
-                "--train",
-                json.dumps(train),
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
+    args = vecomp_args(
+        "train",
+        task=task,
+        prepared=paths["prepared"],
+        text=paths["text"],
+        store=[f"{e}={stores[e]}" for e in ENCODERS],
+        seed=0,
+        ve_dropout=ve_dropout,
+        model=model,
+        train=train,
+        out=out,
     )
+    assert cli.main(args) == 0
     return out
 
 
@@ -478,27 +459,17 @@ def test_analysis_reads_paper_runs_attention_at_full_length(
     monkeypatch.setattr(analyse_task, "TaskData", Recording)
     out = work / "analysis" / "vqav2"
     paths = tasks["vqav2"]
-    assert (
-        cli.main(
-            [
-                "analyse-task",
-                "--task",
-                "vqav2",
-                "--prepared",
-                str(paths["prepared"]),
-                "--text",
-                str(paths["text"]),
-                *[f"--store={e}={stores[e]}" for e in ENCODERS],
-                "--runs",
-                str(runs["vqav2"]),
-                "--samples",
-                str(paper["analysis"]["attention_samples"]),
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
+    args = vecomp_args(
+        "analyse-task",
+        task="vqav2",
+        prepared=paths["prepared"],
+        text=paths["text"],
+        store=[f"{e}={stores[e]}" for e in ENCODERS],
+        runs=runs["vqav2"],
+        samples=paper["analysis"]["attention_samples"],
+        out=out,
     )
+    assert cli.main(args) == 0
     assert preloads == [False]
     attention = pd.read_csv(out / "attention.csv")
     assert sorted(attention.layer.unique()) == list(range(1, 13))

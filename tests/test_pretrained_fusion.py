@@ -14,6 +14,7 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
+from tests.cli_args import vecomp_args
 from tests.fusion_fixtures import ENCODERS, toy_task
 from vecomp import cli
 from vecomp.config import ConfigError, validate_config
@@ -156,22 +157,10 @@ def test_pretrained_parts_get_their_own_decayed_learning_rates():
 def test_tokenize_text_caches_the_tokenizers_own_ids(tmp_path, reference):
     paths = toy_task(tmp_path, "gqa", "classification")
     out = tmp_path / "ids"
-    assert (
-        cli.main(
-            [
-                "tokenize-text",
-                "--prepared",
-                str(paths["prepared"]),
-                "--model",
-                MINILM,
-                "--out",
-                str(out),
-                "--max-length",
-                "8",
-            ]
-        )
-        == 0
+    args = vecomp_args(
+        "tokenize-text", prepared=paths["prepared"], model=MINILM, out=out, max_length=8
     )
+    assert cli.main(args) == 0
     store = TextStore(out)
     assert store.holds_ids and store.info["content"] == "token_ids"
     text = "what is a?"
@@ -187,17 +176,10 @@ def toys(tmp_path_factory):
     for task, kind in KINDS.items():
         root = tmp_path_factory.mktemp(task)
         paths = toy_task(root, task, kind)
-        cli.main(
-            [
-                "tokenize-text",
-                "--prepared",
-                str(paths["prepared"]),
-                "--model",
-                MINILM,
-                "--out",
-                str(root / "ids"),
-            ]
+        args = vecomp_args(
+            "tokenize-text", prepared=paths["prepared"], model=MINILM, out=root / "ids"
         )
+        assert cli.main(args) == 0
         tasks[task] = paths | {"ids": root / "ids"}
     return tasks
 

@@ -20,21 +20,21 @@ from dataclasses import dataclass
 
 from .errors import VecompError
 
-TARGETS = ("answers", "class", "match")
+TARGET_TYPES = ("answers", "class", "match")
 
 
 @dataclass(frozen=True)
 class TaskKind:
     name: str
-    target: str  # one of TARGETS
+    target: str  # one of TARGET_TYPES
     headline: str  # the metric that selects the dev epoch and heads the study's tables
     headline_label: str  # its name in the results table
     probabilities: str  # how outputs become probabilities (what an ensemble averages)
     images: int = 1  # images per example
 
     def __post_init__(self) -> None:
-        if self.target not in TARGETS:
-            raise ValueError(f"task kind {self.name}: target {self.target!r} not in {TARGETS}")
+        if self.target not in TARGET_TYPES:
+            raise ValueError(f"task kind {self.name}: target {self.target!r} not in {TARGET_TYPES}")
 
     @property
     def has_labels(self) -> bool:
