@@ -186,7 +186,12 @@ MIRRORED = {
     "tokenize-text": ["text.max_length"],
     "analyse-task": ["analysis.attention_samples"],
     "prepare": ["data.on_bad_records"],
-    "download": ["data.manual_dir", "data.download.retries", "data.download.timeout_s"],
+    "download": [
+        "data.manual_dir",
+        "data.checksum_lock",
+        "data.download.retries",
+        "data.download.timeout_s",
+    ],
 }
 
 

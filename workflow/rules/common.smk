@@ -122,8 +122,10 @@ def download_source(wildcards):
 
 
 def mirror_option():
-    mirror = MIRROR if SYNTHETIC else DATA["mirror"]
-    return f"--mirror {mirror}" if mirror else ""
+    """The synthetic suite's own mirror (its sums are its only reference), or data.mirror."""
+    if SYNTHETIC:
+        return f"--mirror {MIRROR} --synthetic"
+    return f"--mirror {DATA['mirror']}" if DATA["mirror"] else ""
 
 
 def task_files(wildcards):

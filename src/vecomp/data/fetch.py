@@ -250,6 +250,7 @@ def fetch(
     dest: Path,
     *,
     sha256: str | None = None,
+    sha256_from: str = "the sha256 argument",
     size: int | None = None,
     lock: ChecksumLock | None = None,
     lock_key: str | None = None,
@@ -263,9 +264,10 @@ def fetch(
     ``url`` is http(s)://, file:///abs/path or a plain local path. Bytes stream into
     ``<dest>.part`` (resumed if present) and replace ``dest`` only once ``size`` and the
     expected sha256 match, so ``dest`` is always either absent, the old file, or verified.
-    The expected sha256 is ``sha256`` if given, else ``lock``'s entry for ``lock_key`` (default
-    ``dest.name``); with neither, the download's checksum is recorded in ``lock`` (trust on first
-    use) or, without a lock, the file is accepted unverified with a warning. An existing ``dest``
+    The expected sha256 is ``lock``'s entry for ``lock_key`` (default ``dest.name``) or
+    ``sha256`` (which ``sha256_from`` names); when both exist they must agree. With neither, the
+    download's checksum is recorded in ``lock`` (trust on first use) or, without a lock, the file
+    is accepted unverified with a warning. An existing ``dest``
     that verifies is returned without any request; one that does not is re-downloaded.
 
     Transient failures (connection errors, timeouts, HTTP 5xx/429, truncated transfers) are
@@ -274,7 +276,8 @@ def fetch(
     ``dest`` at the same time.
 
     Raises:
-        ChecksumError: size or sha256 mismatch (the ``.part`` is deleted).
+        ChecksumError: size or sha256 mismatch (the ``.part`` is deleted), or ``sha256`` and the
+            lock's entry disagree (nothing is downloaded).
         DownloadError: any other failure (HTTP 4xx, retries exhausted, I/O error).
         ValueError: malformed arguments (``retries`` < 1, ``sha256`` not 64 hex digits).
     """
@@ -283,7 +286,7 @@ def fetch(
         raise ValueError(f"retries must be at least 1 (total attempts), got {retries}")
     job = _Job(url, dest, _local_source(url, dest), retries, backoff_s, timeout_s, progress)
     key = lock_key or dest.name
-    expected = _expected(sha256, size, lock, key)
+    expected = _expected(sha256, sha256_from, size, lock, key)
     if expected.sha256 is None and lock is None:
         log.warning(
             "no sha256 known for %s and no checksum lock given: %s is unverified", url, dest
@@ -323,23 +326,25 @@ def _download_and_verify(job: _Job, expected: _Expected) -> str:
 
 
 def _expected(
-    sha256: str | None, size: int | None, lock: ChecksumLock | None, key: str
+    sha256: str | None, sha256_from: str, size: int | None, lock: ChecksumLock | None, key: str
 ) -> _Expected:
-    """Pick what to verify against: the arguments first, then the lock entry."""
-    size_origin = "the size argument"
-    if sha256 is not None:
-        digest = _normalise_sha256(sha256, what=f"sha256 for {key!r}")
-        return _Expected(digest, size, "the sha256 argument", size_origin)
+    """What to verify against: the lock's entry, or the given sum; the two must agree."""
     entry = lock.get(key) if lock is not None else None
-    if lock is None or entry is None:
-        return _Expected(None, size, "nowhere", size_origin)
+    given = _normalise_sha256(sha256, what=f"sha256 for {key!r}") if sha256 is not None else None
+    if entry is None:
+        return _Expected(given, size, sha256_from if given else "nowhere", "the size argument")
     origin = f"checksum lock {lock.path}, entry {key!r}"
-    return _Expected(
-        _normalise_sha256(str(entry["sha256"]), what=origin),
-        size if size is not None else entry.get("size"),
-        origin,
-        size_origin if size is not None else origin,
-    )
+    locked = _normalise_sha256(str(entry["sha256"]), what=origin)
+    if given is not None and given != locked:
+        raise ChecksumError(
+            f"{key}: {sha256_from} says sha256 {given}, but the {origin} records {locked}. The "
+            f"lock is the reference: the source serves other bytes than were first downloaded. "
+            f"If the file really changed upstream, delete its entry from {lock.path} to record "
+            f"the new one; otherwise use a source that serves the recorded file."
+        )
+    if size is not None:
+        return _Expected(locked, size, origin, "the size argument")
+    return _Expected(locked, entry.get("size"), origin, origin)
 
 
 def _verifies(path: Path, expected: _Expected) -> bool:
