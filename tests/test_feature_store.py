@@ -184,8 +184,84 @@ def test_verify_catches_a_flipped_byte(built):
     data = bytearray(shard.read_bytes())
     data[-5] ^= 0x01
     shard.write_bytes(bytes(data))
-    with pytest.raises(StoreError, match="shard-00002.safetensors is corrupt"):
+    with pytest.raises(
+        StoreError, match="shard-00002.safetensors is not the shard that was written"
+    ):
         built.verify()
+
+
+def _rewrite_shard(folder: Path, tokens: torch.Tensor | None = None) -> Path:
+    """Shard 0 rewritten with other values of the same shape (a valid safetensors file)."""
+    from safetensors.torch import load_file, save_file
+
+    shard = folder / "shard-00000.safetensors"
+    tensors = load_file(shard)
+    tensors["tokens"] = tensors["tokens"] + 1 if tokens is None else tokens
+    save_file(tensors, shard)
+    return shard
+
+
+def test_a_shard_changed_without_its_manifest_is_refused_when_first_read(tmp_path, images):
+    folder = write_store(tmp_path / "store", images)
+    recorded = json.loads((folder / "manifest.json").read_text())["shards"][0]["sha256"]
+    shard = _rewrite_shard(folder)
+    actual = hashlib.sha256(shard.read_bytes()).hexdigest()
+    store = FeatureStore(folder)  # opening reads the manifest and index only
+    with pytest.raises(StoreError) as err:
+        store.get("img000")
+    message = str(err.value)
+    assert str(folder) in message and "shard-00000.safetensors" in message
+    assert recorded in message and actual in message and "dvc checkout" in message
+    with pytest.raises(StoreError, match="shard-00000"):
+        FeatureStore(folder, in_memory=True)
+    unchecked = FeatureStore(folder, check=False)  # what the benchmark compares against
+    assert torch.equal(
+        unchecked.get("img000")[0], (torch.as_tensor(images[0][1]).half() + 1).float()
+    )
+
+
+def test_non_finite_values_are_refused_with_the_store_even_under_a_matching_manifest(
+    tmp_path, images
+):
+    folder = write_store(tmp_path / "store", images)
+    tokens = load_shard_tokens(folder)
+    tokens[0, 0] = float("nan")
+    shard = _rewrite_shard(folder, tokens)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["shards"][0]["sha256"] = hashlib.sha256(shard.read_bytes()).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(StoreError, match="shard-00000.safetensors holds NaN or infinite"):
+        FeatureStore(folder).get("img000")
+
+
+def load_shard_tokens(folder: Path) -> torch.Tensor:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "shard-00000.safetensors")["tokens"]
+
+
+def test_a_truncated_shard_is_named(tmp_path, images):
+    folder = write_store(tmp_path / "store", images)
+    shard = folder / "shard-00000.safetensors"
+    shard.write_bytes(shard.read_bytes()[:100])
+    with pytest.raises(StoreError, match="shard-00000.safetensors"):
+        FeatureStore(folder).get("img000")
+    with pytest.raises(StoreError, match="shard-00000.safetensors cannot be read"):
+        FeatureStore(folder, check=False).get("img000")
+
+
+def test_a_manifest_that_is_not_json_or_disagrees_on_dim_is_named(tmp_path, images):
+    folder = write_store(tmp_path / "store", images)
+    manifest = folder / "manifest.json"
+    good = manifest.read_text()
+    manifest.write_text(good[: len(good) // 2])
+    with pytest.raises(StoreError, match=r"manifest.json is not JSON"):
+        FeatureStore(folder)
+    manifest.write_text(json.dumps({**json.loads(good), "dim": DIM + 1}))
+    with pytest.raises(
+        StoreError, match=rf"shape \[\d+, {DIM}\], manifest.json says dim {DIM + 1}"
+    ):
+        FeatureStore(folder, check=False).get("img000")
 
 
 def test_incomplete_folder_refuses_to_open(tmp_path, images):

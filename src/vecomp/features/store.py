@@ -446,11 +446,17 @@ class FeatureStore:
     requested image; the page cache does the rest. ``in_memory=True`` loads every shard (as
     float16) up front, for stores that fit in RAM and many passes over them. A store pickles
     without its open files, so DataLoader workers open their own.
+
+    A consumer never trusts bytes that differ from what the writer recorded: each shard is
+    checked when it is first opened (``check=True``): its sha256 against the manifest, its width
+    against the manifest's ``dim``, its values for NaN and inf. That is one read of the shard,
+    which the page cache then serves to the reads that follow (bench/store_check.py measures it).
     """
 
-    def __init__(self, folder: Path, in_memory: bool = False) -> None:
+    def __init__(self, folder: Path, in_memory: bool = False, check: bool = True) -> None:
         self.folder = Path(folder)
         self.in_memory = in_memory
+        self.check = check
         self.manifest = self._read_manifest()
         self.dim: int = int(self.manifest["dim"])
         self._paths = [self.folder / s["file"] for s in self.manifest["shards"]]
@@ -512,15 +518,27 @@ class FeatureStore:
         return self._mean.clone(), self._std.clone()
 
     def verify(self) -> None:
-        """Recompute every shard's sha256 and compare it with the manifest (slow: reads all)."""
-        for path, entry in zip(self._paths, self.manifest["shards"], strict=True):
-            if not path.is_file():
-                raise StoreError(f"{self.folder}: shard {path.name} is missing; rebuild the store")
-            if _sha256(path) != entry["sha256"]:
-                raise StoreError(
-                    f"{self.folder}: shard {path.name} is corrupt (sha256 differs from "
-                    f"{MANIFEST_NAME}); restore it (e.g. `dvc checkout`) or rebuild the store"
-                )
+        """Recompute every shard's sha256 and compare it with the manifest (reads them all)."""
+        for k in range(len(self._paths)):
+            self._verify_shard(k)
+
+    def _verify_shard(self, k: int) -> None:
+        path, recorded = self._paths[k], self.manifest["shards"][k]["sha256"]
+        if not path.is_file():
+            raise StoreError(f"{self.folder}: shard {path.name} is missing; {self._rebuild}")
+        actual = _sha256(path)
+        if actual != recorded:
+            raise StoreError(
+                f"{self.folder}: shard {path.name} is not the shard that was written (sha256 "
+                f"{actual}, {MANIFEST_NAME} records {recorded}); {self._rebuild}"
+            )
+
+    @property
+    def _rebuild(self) -> str:
+        return (
+            f"restore it (`dvc checkout {self.folder}`) or rebuild the store (delete "
+            f"{self.folder} and rerun the pipeline)"
+        )
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -533,11 +551,15 @@ class FeatureStore:
                 f"{self.folder} is not a complete feature store (no {MANIFEST_NAME}): its "
                 "writer did not finish; run the extraction again (it resumes where it stopped)"
             )
-        manifest = json.loads(path.read_text())
-        if manifest.get("format_version") != FORMAT_VERSION:
+        try:
+            manifest = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise StoreError(f"{path} is not JSON ({err}); {self._rebuild}") from None
+        version = manifest.get("format_version") if isinstance(manifest, dict) else None
+        if version != FORMAT_VERSION:
             raise StoreError(
-                f"{path}: format_version {manifest.get('format_version')!r}, this code reads "
-                f"{FORMAT_VERSION}; rebuild the store with this version of vecomp"
+                f"{path}: format_version {version!r}, this code reads {FORMAT_VERSION}; "
+                "rebuild the store with this version of vecomp"
             )
         return manifest
 
@@ -580,8 +602,27 @@ class FeatureStore:
         with ``get_slice(...)[a:b]``, whose per-call overhead dominates small reads (measured
         with bench/store_read.py, safetensors 0.8).
         """
-        handle = self._handles[k] = safe_open(self._paths[k], framework="pt")
-        return handle.get_tensor("tokens"), handle.get_tensor("boxes")
+        path = self._paths[k]
+        if self.check:
+            self._verify_shard(k)
+        try:
+            handle = safe_open(path, framework="pt")
+            tokens, boxes = handle.get_tensor("tokens"), handle.get_tensor("boxes")
+        except (SafetensorError, OSError) as err:
+            raise StoreError(
+                f"{self.folder}: shard {path.name} cannot be read ({err}); {self._rebuild}"
+            ) from None
+        if tokens.dim() != 2 or tokens.shape[1] != self.dim:
+            raise StoreError(
+                f"{self.folder}: shard {path.name} holds tokens of shape {list(tokens.shape)}, "
+                f"{MANIFEST_NAME} says dim {self.dim}; {self._rebuild}"
+            )
+        if self.check and not torch.isfinite(tokens).all():
+            raise StoreError(
+                f"{self.folder}: shard {path.name} holds NaN or infinite values; {self._rebuild}"
+            )
+        self._handles[k] = handle
+        return tokens, boxes
 
     def _source(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Shard k's tensors: loaded at construction (in memory) or opened on first use."""
