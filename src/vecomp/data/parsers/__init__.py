@@ -162,6 +162,18 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict | None, str | None]]:
             yield number, record, None
 
 
-def missing_keys(record: dict, required: tuple[str, ...]) -> str | None:
-    absent = [k for k in required if k not in record or record[k] is None]
-    return f"missing field(s) {', '.join(absent)}" if absent else None
+def field_problem(
+    record: dict, required: tuple[str, ...], text: tuple[str, ...] = ()
+) -> str | None:
+    """Why ``record`` cannot be parsed: a ``required`` field is missing (or null), or a ``text``
+    field holds something other than a string (a number where the format has text would give
+    the tables a column of mixed types); None when neither."""
+    absent = [k for k in required if record.get(k) is None]
+    if absent:
+        return f"missing field(s) {', '.join(absent)}"
+    wrong = [
+        f"{k} is {type(record[k]).__name__} {record[k]!r}"
+        for k in text
+        if k in record and not isinstance(record[k], str)
+    ]
+    return f"field(s) {', '.join(wrong)}, where the format has text" if wrong else None

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import sys
 
-from . import Parsed, member, missing_keys, register, stream_members
+from . import Parsed, field_problem, member, register, stream_members
 
 SPLIT_FILES = {"train": "train", "dev": "val", "test": "testdev"}
+FIELDS = ("imageId", "question", "answer")  # required, and text
 
 
 def _shared(value) -> str:
@@ -29,7 +30,7 @@ def parse(files) -> Parsed:
             problem = (
                 "not a JSON object"
                 if not isinstance(q, dict)
-                else missing_keys(q, ("imageId", "question", "answer"))
+                else field_problem(q, FIELDS, text=FIELDS)
             )
             if problem:
                 parsed.bad(split, where, problem)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from . import Parsed, member, register, stream_items
+from . import Parsed, field_problem, member, register, stream_items
 
 SPLITS = {"train": "train", "restval": "train", "val": "dev", "test": "test"}
 
@@ -34,8 +34,13 @@ def _parse(files, dataset: str) -> Parsed:
             parsed.bad(split, where, "missing filename or sentences")
             continue
         for sentence in image["sentences"]:
-            if "raw" not in sentence or "sentid" not in sentence:
-                parsed.bad(split, where, "a sentence without raw text or sentid")
+            problem = (
+                field_problem(sentence, ("raw", "sentid"), text=("raw",))
+                if isinstance(sentence, dict)
+                else "a sentence that is not a JSON object"
+            )
+            if problem:
+                parsed.bad(split, where, f"sentence: {problem}")
                 continue
             parsed.add(
                 split,

@@ -8,7 +8,7 @@ consistency (every pair of one sentence right) can be computed later.
 from __future__ import annotations
 
 from ..registry import get_task
-from . import Parsed, member, missing_keys, read_jsonl, register
+from . import Parsed, field_problem, member, read_jsonl, register
 
 SPLIT_FILES = {"train": "train.json", "dev": "dev.json", "test": "test1.json"}
 LABELS = get_task("nlvr2").labels
@@ -32,7 +32,9 @@ def parse(files) -> Parsed:
         path = member(files, f"nlvr2/{name}")
         for line, record, error in read_jsonl(path):
             where = f"{name}:{line}"
-            problem = error or missing_keys(record, ("identifier", "sentence", "label"))
+            problem = error or field_problem(
+                record, ("identifier", "sentence", "label"), text=("identifier", "sentence")
+            )
             if problem is None and str(record["label"]) not in LABELS:
                 problem = f"label {record['label']!r} is not one of {', '.join(LABELS)}"
             if problem is None and record["identifier"].count("-") < 3:

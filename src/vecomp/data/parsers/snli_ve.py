@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from ..registry import get_task
-from . import Parsed, member, missing_keys, read_jsonl, register
+from . import Parsed, field_problem, member, read_jsonl, register
 
 LABELS = get_task("snli_ve").labels
 IMAGE_KEYS = ("Flickr30K_ID", "Flikr30kID")  # later generator, original generator (sic)
@@ -35,7 +35,9 @@ def parse(files) -> Parsed:
         path = member(files, f"snli_ve/snli_ve_{split}.jsonl")
         for line, record, error in read_jsonl(path):
             where = f"{path.name}:{line}"
-            problem = error or missing_keys(record, ("sentence2", "gold_label", "pairID"))
+            problem = error or field_problem(
+                record, ("sentence2", "gold_label", "pairID"), text=("sentence2", "pairID")
+            )
             if problem is None and image_id(record) is None:
                 problem = f"missing field(s) {' or '.join(IMAGE_KEYS)}"
             if problem is None and record["gold_label"] not in LABELS:

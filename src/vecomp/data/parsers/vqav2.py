@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 
 from ...metrics.vqa import majority_answer, normalize_answer
-from . import Parsed, member, missing_keys, register, stream_items
+from . import Parsed, field_problem, member, register, stream_items
 
 QUESTIONS = "vqav2/v2_Questions_{}_mscoco.zip"
 ANNOTATIONS = "vqav2/v2_Annotations_{}_mscoco.zip"
@@ -53,7 +53,7 @@ def _annotated(ann) -> Annotated | str:
     problem = (
         "its annotation is not a JSON object"
         if not isinstance(ann, dict)
-        else missing_keys(ann, ("answers", "answer_type", "question_type"))
+        else field_problem(ann, ("answers", "answer_type", "question_type"))
     )
     if problem is None and (not isinstance(ann["answers"], list) or not ann["answers"]):
         problem = "'answers' is empty" if ann["answers"] == [] else "'answers' is not a list"
@@ -89,7 +89,7 @@ def parse(files) -> Parsed:
                 parsed.bad("train" if sub == "train2014" else "test", where, "not a JSON object")
                 continue
             split = "train" if sub == "train2014" else val_half(str(q.get("image_id")))
-            problem = missing_keys(q, ("question_id", "image_id", "question"))
+            problem = field_problem(q, ("question_id", "image_id", "question"), text=("question",))
             ann = annotations.get(q.get("question_id"))
             if problem is None and ann is None:
                 problem = f"question_id {q['question_id']} has no annotation in {a_path.name}"
