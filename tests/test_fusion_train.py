@@ -319,8 +319,10 @@ def test_the_cli_trains_a_run_and_rejects_bad_settings(toys, tmp_path, capsys):
     assert cli.main([*base, "--train", settings, "--out", str(tmp_path / "run")]) == 0
     written = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert written["encoders"] == "sees_a+sees_b" and written["seed"] == 0
-    assert cli.main([*base, "--train", '{"epoch": 2}', "--out", str(tmp_path / "bad")]) == 1
-    assert "unknown training settings ['epoch']" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([*base, "--train", '{"epoch": 2}', "--out", str(tmp_path / "bad")])
+    assert exit_.value.code == 2
+    assert "argument --train: train: unknown key(s) ['epoch']" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
 
 

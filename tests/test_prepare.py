@@ -584,22 +584,6 @@ def test_cli_vqa_settings_reach_the_vocabulary_and_labels_json(tmp_path, relaxed
     }
 
 
-def test_cli_rejects_an_unknown_vqa_setting(tmp_path) -> None:
-    with pytest.raises(VecompError, match=r"unknown setting\(s\) \['min_count'\]"):
-        prep.main(
-            [
-                "--task",
-                "vqav2",
-                "--pool-index",
-                "x",
-                "--out",
-                str(tmp_path / "o"),
-                "--vqa",
-                '{"min_count": 3}',
-            ]
-        )
-
-
 def test_cli_drop_mode(tmp_path) -> None:
     files = snli_files(tmp_path, BAD_ROWS)
     pool_index = tmp_path / "pool.parquet"
@@ -651,22 +635,3 @@ def test_cli_pool_index_with_one_unreadable_image(tmp_path) -> None:
     report = json.loads((out / "report.json").read_text())
     assert report["samples"] == {"train": 3, "dev": 1, "test": 2}
     assert report["dropped"] == {}
-
-
-def test_cli_file_argument_needs_key_and_path(tmp_path) -> None:
-    pool_index = tmp_path / "pool.parquet"
-    make_pool(SNLI_POOL).to_parquet(pool_index, index=False)
-    with pytest.raises(SystemExit, match="KEY=PATH"):
-        prep.main(
-            [
-                "--task",
-                "snli_ve",
-                "--file",
-                "no-equals-sign",
-                "--pool-index",
-                str(pool_index),
-                "--out",
-                str(tmp_path / "o"),
-            ]
-        )
-    assert not (tmp_path / "o").exists()

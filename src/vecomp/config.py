@@ -14,7 +14,7 @@ from jsonschema import Draft7Validator, validators
 
 from .data.registry import TASKS
 from .errors import VecompError
-from .settings import SCHEMA
+from .settings import SCHEMA, describe_error
 
 
 class ConfigError(VecompError, ValueError):
@@ -36,21 +36,6 @@ def _with_defaults(validator_class):
 
 
 _Validator = _with_defaults(Draft7Validator)
-
-
-def _key(path) -> str:
-    return ".".join(str(p) for p in path) or "(top level)"
-
-
-def _describe(error) -> str:
-    where = _key(error.absolute_path)
-    if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
-        unknown = sorted(set(error.instance) - set(allowed))
-        return f"{where}: unknown key(s) {unknown}; allowed: {', '.join(allowed)}"
-    if error.validator == "enum":
-        return f"{where}: {error.instance!r} is not allowed; use one of {error.validator_value}"
-    return f"{where}: {error.message}"
 
 
 def _cross_checks(config: dict) -> list[str]:
@@ -230,7 +215,7 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA) -> dict:
     """Validate ``config`` in place (defaults filled in) and return it; raise ConfigError."""
     schema = yaml.safe_load(Path(schema_path).read_text())
     errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
-    problems = _cross_checks(config) + [_describe(e) for e in errors]  # defaults filled first
+    problems = _cross_checks(config) + [describe_error(e) for e in errors]  # defaults filled first
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return config

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..errors import VecompError
 from ..io import atomic_path, write_json
+from ..settings import existing_path
 from . import stats, tables
 
 # name -> how to compute it from the inputs (runs, attention, ensembles)
@@ -79,15 +80,15 @@ def analyse(inputs: dict, baselines: dict, out: Path, metrics: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vecomp analyse", description=__doc__)
-    parser.add_argument("--runs", type=Path, required=True, help="results/tables/runs.csv")
+    parser.add_argument("--runs", type=existing_path, required=True, help="results/tables/runs.csv")
     parser.add_argument(
         "--tasks",
-        type=Path,
+        type=existing_path,
         nargs="+",
         required=True,
         help="per-task folders of `vecomp analyse-task`",
     )
-    parser.add_argument("--baselines", type=Path, help="results/metrics/baselines.json")
+    parser.add_argument("--baselines", type=existing_path, help="results/metrics/baselines.json")
     parser.add_argument("--out", type=Path, required=True, help="folder for the analysis tables")
     parser.add_argument("--metrics", type=Path, required=True, help="headline metrics JSON")
     args = parser.parse_args(argv)

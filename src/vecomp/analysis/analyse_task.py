@@ -18,7 +18,6 @@ store), then every run's checkpoint, and writes two tidy tables under ``--out``:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -34,7 +33,7 @@ from ..fusion.evaluate import evaluate
 from ..fusion.train import load_checkpoint
 from ..io import atomic_path
 from ..kinds import get_kind
-from ..settings import add_setting
+from ..settings import add_setting, json_setting
 
 QUERIES = ("text", "pooled")
 PROBABILITIES = {  # a task kind's outputs as probabilities (``TaskKind.probabilities``)
@@ -215,7 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     add_task_data_arguments(parser, "ENCODER=FOLDER of a feature store, once per encoder")
     parser.add_argument("--runs", type=Path, nargs="+", required=True, help="run folders")
     add_setting(parser, "--samples", "analysis.attention_samples", type=int)
-    parser.add_argument("--options", default="{}", help="JSON: evaluation options (rerank_top_k)")
+    parser.add_argument(
+        "--options",
+        type=json_setting("train"),
+        default={},
+        help="JSON: the task's evaluation settings (train.rerank_top_k)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
@@ -233,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         args.runs,
         args.samples,
         args.out,
-        json.loads(args.options),
+        args.options,
         pick_device(args.device),
     )
     print(f"analysed {len(args.runs)} runs of {args.task} into {args.out}")

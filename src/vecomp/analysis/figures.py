@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
+from ..settings import existing_path  # noqa: E402
 from .stats import headline_metric  # noqa: E402
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442"]
@@ -336,7 +337,9 @@ def save(figure: plt.Figure, stem: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vecomp figures", description=__doc__)
-    parser.add_argument("--analysis", type=Path, required=True, help="`vecomp analyse` folder")
+    parser.add_argument(
+        "--analysis", type=existing_path, required=True, help="`vecomp analyse` folder"
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for the figures")
     parser.add_argument("--only", nargs="*", choices=sorted(FIGURES), help="default: all")
     args = parser.parse_args(argv)

@@ -41,6 +41,10 @@ class CorruptArchiveError(VecompError, ValueError):
     """The archive cannot be read (truncated download, wrong format, bad CRC)."""
 
 
+class UnsupportedArchiveError(VecompError, ValueError):
+    """The file's name ends in no archive suffix this module reads."""
+
+
 def extract(archive: Path, target: Path) -> Path:
     """Safely extract a .zip, .tar, .tar.gz/.tgz archive into `target` (a directory), return it.
 
@@ -51,7 +55,7 @@ def extract(archive: Path, target: Path) -> Path:
     failure the temporary directory is removed and ``target`` is left as it was.
 
     Raises:
-        ValueError: unknown suffix.
+        UnsupportedArchiveError: unknown suffix.
         UnsafeArchiveError: a member could escape the target (nothing was written).
         CorruptArchiveError: the archive cannot be read.
         FileNotFoundError / NotADirectoryError: missing archive, or ``target`` is a file.
@@ -81,7 +85,7 @@ def _format_of(archive: Path) -> str:
     for suffix, mode in _FORMATS.items():
         if name.endswith(suffix):
             return mode
-    raise ValueError(
+    raise UnsupportedArchiveError(
         f"cannot extract {archive}: unknown archive format; supported suffixes are "
         f"{', '.join(SUPPORTED_SUFFIXES)}"
     )

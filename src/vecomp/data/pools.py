@@ -31,6 +31,10 @@ class DuplicateImageError(VecompError, ValueError):
     pass
 
 
+class NoImagesError(VecompError, ValueError):
+    """An image folder that is missing, or that holds no image at all."""
+
+
 def _check(path: Path) -> tuple[int, int, str | None, str | None]:
     """(width, height, sha256, None) for an image that fully decodes, else (0, 0, sha256 or
     None, the error). The file is read once, for both."""
@@ -52,9 +56,17 @@ def index_pool(pool: str, folders: list[Path], threads: int = 1) -> pd.DataFrame
     so ``threads`` workers scale it.
     """
     to_id = get_pool(pool).image_id
+    missing = [str(folder) for folder in folders if not folder.is_dir()]
+    if missing:
+        raise NoImagesError(f"image pool {pool!r}: no such image folder(s) {missing}")
     files = sorted(
         p for folder in folders for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
     )
+    if not files:
+        raise NoImagesError(
+            f"image pool {pool!r}: no image ({', '.join(IMAGE_SUFFIXES)}) under "
+            f"{[str(f) for f in folders]}; check that the archives were unpacked there"
+        )
     with ThreadPoolExecutor(max_workers=threads) as workers:
         checks = list(
             tqdm(

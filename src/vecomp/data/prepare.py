@@ -9,7 +9,6 @@ listed, unless ``on_bad_records="drop"``, which drops them and counts them in th
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -20,7 +19,7 @@ from ..errors import VecompError
 from ..io import atomic_dir, write_json
 from ..kinds import get_kind
 from ..metrics.vqa import soft_scores
-from ..settings import add_setting
+from ..settings import add_setting, existing_path, json_setting
 from .parsers import SPLITS, Parsed, Problem, get_parser
 from .registry import Task, get_task
 
@@ -208,14 +207,12 @@ def prepare(
     return tables, labels, report
 
 
-def parse_file_args(pairs: list[str]) -> dict[str, Path]:
-    out = {}
-    for pair in pairs:
-        key, sep, path = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--file expects KEY=PATH, got {pair!r}")
-        out[key] = Path(path)
-    return out
+def file_argument(text: str) -> tuple[str, Path]:
+    """Parse one ``KEY=PATH`` command-line value (a registry file key and its local path)."""
+    key, sep, path = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--file expects KEY=PATH, got {text!r}")
+    return key, Path(path)
 
 
 def _vqa_settings(options: dict) -> VqaSettings:
@@ -234,17 +231,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", required=True)
     parser.add_argument(
         "--file",
+        type=file_argument,
         action="append",
         default=[],
         metavar="KEY=PATH",
         help="a registry file key and its local (extracted) path",
     )
-    parser.add_argument("--pool-index", type=Path, required=True)
+    parser.add_argument("--pool-index", type=existing_path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     add_setting(parser, "--on-bad-records", "data.on_bad_records")
     parser.add_argument(
         "--vqa",
-        type=json.loads,
+        type=json_setting("tasks.vqav2"),
         default={},
         metavar="JSON",
         help="a VQA task's settings (tasks.<task> of the config)",
@@ -252,9 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     vqa = _vqa_settings(args.vqa)
     pool = pd.read_parquet(args.pool_index)
-    tables, labels, report = prepare(
-        args.task, parse_file_args(args.file), pool, args.on_bad_records, vqa
-    )
+    tables, labels, report = prepare(args.task, dict(args.file), pool, args.on_bad_records, vqa)
     label_file = {"task": args.task, "labels": labels}
     if get_kind(get_task(args.task).kind).target == "answers":
         label_file["metric"] = vqa.metric_options()

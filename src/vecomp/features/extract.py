@@ -29,7 +29,7 @@ from ..encoders.factory import create_encoder
 from ..encoders.precomputed import PrecomputedRegions
 from ..errors import VecompError
 from ..io import write_json
-from ..settings import add_setting
+from ..settings import add_setting, existing_path, json_object
 from ..weights import weights_hash
 from .bottom_up import BadRecordError, BottomUpError, Catalogue, catalogue, tsv_files
 from .store import StoreWriter
@@ -249,9 +249,11 @@ def start_or_resume(folder: Path, info: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vecomp extract-features", description=__doc__)
     parser.add_argument("--encoder", required=True, help="encoder name (the config key)")
-    parser.add_argument("--spec", required=True, help="encoder spec as JSON ({type: ..., ...})")
+    parser.add_argument(
+        "--spec", type=json_object, required=True, help="encoder spec as JSON ({type: ..., ...})"
+    )
     parser.add_argument("--pool", required=True)
-    parser.add_argument("--pool-index", type=Path, required=True)
+    parser.add_argument("--pool-index", type=existing_path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="store folder")
     add_setting(parser, "--batch-size", "features.batch_size", type=int)
     add_setting(parser, "--workers", "features.workers", type=int)
@@ -262,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         "--sources", type=Path, nargs="+", default=[], help="a precomputed encoder's files"
     )
     args = parser.parse_args(argv)
-    spec = json.loads(args.spec)
+    spec = args.spec
     torch.manual_seed(0)
     encoder = create_encoder(spec)
     index = pd.read_parquet(args.pool_index)

@@ -26,6 +26,7 @@ from ..data.registry import get_task
 from ..errors import VecompError
 from ..features.store import FeatureStore
 from ..kinds import get_kind
+from ..settings import existing_path
 from .text import SPLITS, TextStore
 
 WHOLE_IMAGE = 0.98  # a token whose box covers this much of the image is not spatial
@@ -164,6 +165,25 @@ def _pad_tokens(x: torch.Tensor, length: int) -> torch.Tensor:
     return F.pad(x, [0, 0] * (x.dim() - 2) + [0, length - x.shape[1]])
 
 
+def _prepared_labels(prepared: Path, task: str) -> dict:
+    """The labels.json of ``vecomp prepare``'s folder for ``task``; refuse any other folder."""
+    missing = [
+        n for n in ("labels.json", *(f"{s}.parquet" for s in SPLITS)) if not (prepared / n).exists()
+    ]
+    if missing:
+        raise TaskDataError(
+            f"{prepared} is not a prepared task folder (no {', '.join(missing)}); give the folder "
+            f"`vecomp prepare --task {task}` wrote (results/prepared/{task})"
+        )
+    labels = json.loads((prepared / "labels.json").read_text())
+    if labels.get("task") != task:
+        raise TaskDataError(
+            f"{prepared} holds the prepared tables of task {labels.get('task')!r}, not {task!r}: "
+            f"give --task {labels.get('task')} or the folder of {task} (results/prepared/{task})"
+        )
+    return labels
+
+
 class TaskData:
     """One task's splits with the means to batch them for the fusion model."""
 
@@ -182,11 +202,11 @@ class TaskData:
         self.kind = self.task.kind
         self.target = get_kind(self.kind).target
         self.prepared = Path(prepared)
+        label_file = _prepared_labels(self.prepared, task)
         self.text = TextStore(text_store)
         self.tables = {s: pd.read_parquet(self.prepared / f"{s}.parquet") for s in SPLITS}
         image_ids = [i for t in self.tables.values() for c in IMAGE_COLUMNS if c in t for i in t[c]]
         self.visual = VisualSource(stores, image_ids, pool_grid, preload)
-        label_file = json.loads((self.prepared / "labels.json").read_text())
         self.labels = label_file["labels"]
         self.metric_options = label_file.get("metric", {})  # how prepare says to score the task
         self.splits: dict[str, pd.DataFrame] = {}
@@ -286,8 +306,10 @@ def store_argument(text: str) -> tuple[str, Path]:
 def add_task_data_arguments(parser: argparse.ArgumentParser, store_help: str) -> None:
     """The options that locate one task's data (what ``TaskData`` reads), for a command line."""
     parser.add_argument("--task", required=True)
-    parser.add_argument("--prepared", type=Path, required=True, help="results/prepared/<task>")
-    parser.add_argument("--text", type=Path, required=True, help="the task's text store")
+    parser.add_argument(
+        "--prepared", type=existing_path, required=True, help="results/prepared/<task>"
+    )
+    parser.add_argument("--text", type=existing_path, required=True, help="the task's text store")
     parser.add_argument(
         "--store", type=store_argument, action="append", required=True, help=store_help
     )

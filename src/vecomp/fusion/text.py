@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import VecompError
 from ..io import atomic_dir
-from ..settings import add_setting
+from ..settings import add_setting, existing_path
 from ..weights import from_hub, weights_hash
 
 # pip packages that ship a transformers model folder: name -> (module, function giving the folder)
@@ -215,7 +215,9 @@ class TextStore:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vecomp encode-text", description=__doc__)
-    parser.add_argument("--prepared", type=Path, required=True, help="results/prepared/<task>")
+    parser.add_argument(
+        "--prepared", type=existing_path, required=True, help="results/prepared/<task>"
+    )
     parser.add_argument("--model", required=True, help="hub id, local folder or packaged name")
     parser.add_argument("--out", type=Path, required=True)
     add_setting(parser, "--max-length", "text.max_length", type=int)
@@ -237,7 +239,9 @@ def tokenize_main(argv: list[str] | None = None) -> int:
         prog="vecomp tokenize-text",
         description="Cache a task's texts as token ids, for an LM-initialised fusion model.",
     )
-    parser.add_argument("--prepared", type=Path, required=True, help="results/prepared/<task>")
+    parser.add_argument(
+        "--prepared", type=existing_path, required=True, help="results/prepared/<task>"
+    )
     parser.add_argument("--model", required=True, help="model.init: whose tokenizer to use")
     parser.add_argument("--out", type=Path, required=True)
     add_setting(parser, "--max-length", "text.max_length", type=int)

@@ -37,6 +37,7 @@ from ..errors import VecompError
 from ..features.store import FeatureStore
 from ..io import atomic_path, write_json
 from ..kinds import get_kind
+from ..settings import json_setting
 from .data import TaskData, add_task_data_arguments, store_argument, to_device
 from .evaluate import evaluate, kept_subsets
 from .heads import RetrievalModel, build_task_model
@@ -453,21 +454,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ve-dropout", type=float, default=0.0)
     parser.add_argument(
         "--model",
-        default="{}",
-        help="JSON: fusion model settings (FusionConfig), plus pool_grid: encoder -> grid size",
+        type=json_setting("model"),
+        default={},
+        help="JSON: fusion model settings (the config's model: FusionConfig, plus pool_grid)",
     )
-    parser.add_argument("--train", default="{}", help="JSON: training settings")
+    parser.add_argument(
+        "--train", type=json_setting("train"), default={}, help="JSON: training settings"
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if not 0 <= args.ve_dropout < 1:
         parser.error(f"--ve-dropout must be in [0, 1), got {args.ve_dropout}")
     if args.match_store and args.ve_dropout:
         parser.error("--match-store runs train without VE-dropout; drop --ve-dropout")
-    train = TrainConfig.from_dict(json.loads(args.train))
+    train = TrainConfig.from_dict(args.train)
     if train.threads:
         torch.set_num_threads(train.threads)
     stores = dict(args.store)
-    model = json.loads(args.model)
+    model = dict(args.model)
     pool_grid = model.pop("pool_grid", {})
     data = TaskData(
         args.task,

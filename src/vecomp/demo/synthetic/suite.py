@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ...data.fetch import sha256_of
 from ...errors import VecompError
+from ...settings import json_setting
 from . import datasets
 from .packing import archive_writer, json_bytes
 from .probes import probe_templates
@@ -308,10 +309,15 @@ def generate(spec: SuiteSpec, mirror: Path, scene_graphs: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vecomp generate", description=__doc__)
-    parser.add_argument("--spec", default="{}", help="JSON of data.synthetic (sizes, seed)")
+    parser.add_argument(
+        "--spec",
+        type=json_setting("data.synthetic"),
+        default={},
+        help="JSON of data.synthetic (sizes, seed)",
+    )
     parser.add_argument("--mirror", type=Path, required=True, help="output mirror folder")
     parser.add_argument("--scene-graphs", type=Path, required=True, help="output folder")
     args = parser.parse_args(argv)
-    stats = generate(SuiteSpec.from_dict(json.loads(args.spec)), args.mirror, args.scene_graphs)
+    stats = generate(SuiteSpec.from_dict(args.spec), args.mirror, args.scene_graphs)
     print(json.dumps(stats))
     return 0
