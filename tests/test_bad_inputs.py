@@ -37,6 +37,11 @@ from vecomp.data.fetch import ChecksumLock
 GQA_QUESTIONS = "gqa/questions1.2.zip"
 MODEL = {"width": 16, "layers": 1, "heads": 2, "ffn": 32}
 TRAIN = {"epochs": 1, "batch_size": 16, "device": "cpu", "threads": 1}
+PATCH = {  # a random-weight ViT at 16 px: encodes in milliseconds
+    "type": "timm_patch",
+    "model": "vit_tiny_patch16_224",
+    "model_kwargs": {"img_size": 16, "patch_size": 8, "embed_dim": 16, "depth": 1, "num_heads": 2},
+}
 
 
 @dataclass(frozen=True)
@@ -209,6 +214,19 @@ def _extract(i: Inputs, **options) -> list[str]:
     return vecomp_args("extract-features", **(base | options))
 
 
+def _replaced_image(i: Inputs) -> list[str]:
+    """A pool indexed, then its first image given other pixels under the same name."""
+    from vecomp.data.pools import index_pool
+
+    folder = i.tmp / "images"
+    folder.mkdir()
+    for n in range(3):
+        Image.new("RGB", (16, 16), (40 * n, 0, 0)).save(folder / f"{n + 1}.png")
+    index_pool("gqa", [folder]).to_parquet(i.tmp / "pool.parquet")
+    Image.new("RGB", (16, 16), "white").save(folder / "1.png")
+    return _extract(i, spec=PATCH, pool_index=i.tmp / "pool.parquet", images_per_shard=2)
+
+
 def _analyse_task(i: Inputs, **options) -> list[str]:
     task = i.task
     base = dict(
@@ -344,6 +362,9 @@ CASES: dict[str, Case] = {
         lambda i: _extract(i, pool_index=_missing(i)),
         2,
         ("--pool-index", "nowhere does not exist"),
+    ),
+    "an image replaced after it was indexed": Case(
+        _replaced_image, 1, ("1: the file changed since the pool was indexed", "index-pool")
     ),
     # --- training options
     "training settings that are not JSON": Case(

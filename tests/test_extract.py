@@ -199,3 +199,30 @@ def test_image_known_unreadable_from_the_pool_index_fails_before_any_work(pool, 
     index.to_parquet(tmp_path / "bad.parquet")
     with pytest.raises(extract.UnreadableImagesError, match="OSError: truncated"):
         run(str(tmp_path / "bad.parquet"), tmp_path / "store")
+    assert not (tmp_path / "store").exists()  # not even the extraction's fingerprint
+
+
+def _replace(index: pd.DataFrame) -> str:
+    """Put other, valid pixels under image 3's name after the pool was indexed."""
+    Image.new("RGB", (40, 30), (1, 2, 3)).save(index.path[3])
+    return index.image_id[3]
+
+
+def test_an_image_replaced_after_indexing_is_not_encoded(pool, tmp_path):
+    index, path = pool
+    replaced = _replace(index)
+    with pytest.raises(extract.UnreadableImagesError) as err:
+        run(path, tmp_path / "store")
+    message = str(err.value)
+    assert replaced in message and "changed since the pool was indexed" in message
+    assert index.sha256[3] in message and "index-pool" in message
+
+
+def test_an_image_replaced_after_indexing_is_skipped_and_recorded_when_asked(pool, tmp_path):
+    index, path = pool
+    replaced = _replace(index)
+    run(path, tmp_path / "store", SPEC, "--on-bad-images", "skip")
+    store = FeatureStore(tmp_path / "store")
+    assert len(store) == 9 and replaced not in store
+    (skipped,) = [s for s in json.dumps(store.manifest).split('"') if "changed since" in s]
+    assert index.sha256[3] in skipped

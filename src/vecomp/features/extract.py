@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import platform
 import shutil
@@ -42,10 +43,16 @@ class UnreadableImagesError(VecompError):
 
 
 class PoolImages(Dataset):
-    """(position, image tensor or None, error or None) for each row of a pool index."""
+    """(position, image tensor or None, error or None) for each row of a pool index.
 
-    def __init__(self, paths: list[str], transform):
+    An image is encoded only if its bytes are the ones the pool index recorded (``sha256``): a
+    file replaced after indexing is an unreadable image like a corrupt one. The file is read
+    once, for the checksum and the decoding.
+    """
+
+    def __init__(self, paths: list[str], digests: list[str | None], transform):
         self.paths = paths
+        self.digests = digests
         self.transform = transform
 
     def __len__(self) -> int:
@@ -53,10 +60,21 @@ class PoolImages(Dataset):
 
     def __getitem__(self, i: int):
         try:
-            with Image.open(self.paths[i]) as image:
+            data = Path(self.paths[i]).read_bytes()
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != self.digests[i]:
+                return i, None, _changed(actual, self.digests[i])
+            with Image.open(io.BytesIO(data)) as image:
                 return i, self.transform(image.convert("RGB")), None
         except Exception as err:  # a corrupt file: reported by the caller, never silently lost
             return i, None, f"{type(err).__name__}: {err}"
+
+
+def _changed(actual: str, recorded: str | None) -> str:
+    return (
+        f"the file changed since the pool was indexed (sha256 {actual}, the index records "
+        f"{recorded}); rerun `vecomp index-pool` (Snakemake does when the images' archive changes)"
+    )
 
 
 def _collate(items):
@@ -79,10 +97,17 @@ def _fail_on_bad(bad: list[tuple[str, str]], pool: str) -> None:
     listed = "\n".join(f"  {image_id}: {reason}" for image_id, reason in bad[:SHOW_OFFENDERS])
     more = f"\n  ... and {len(bad) - SHOW_OFFENDERS} more" if len(bad) > SHOW_OFFENDERS else ""
     raise UnreadableImagesError(
-        f"{len(bad)} unreadable image(s) in pool {pool!r}:\n{listed}{more}\n"
+        f"{len(bad)} unreadable or changed image(s) in pool {pool!r}:\n{listed}{more}\n"
         "Replace the files, or set features.on_bad_images: skip to leave them out (the store's "
         "manifest lists them and training drops their samples)."
     )
+
+
+def refuse_known_bad(index: pd.DataFrame, on_bad_images: str, pool: str) -> None:
+    """Stop before any work when the pool index already lists unreadable images (error mode)."""
+    known_bad = [(i, e) for i, e in zip(index.image_id, index.error, strict=True) if pd.notna(e)]
+    if known_bad and on_bad_images == "error":
+        _fail_on_bad(sorted(known_bad), pool)
 
 
 def extract_pool(
@@ -98,15 +123,14 @@ def extract_pool(
 ) -> None:
     """Encode every image of ``index`` not yet in ``writer`` and add it, in image-id order."""
     index = index.sort_values("image_id", kind="stable")
-    known_bad = [(i, e) for i, e in zip(index.image_id, index.error, strict=True) if pd.notna(e)]
-    if known_bad and on_bad_images == "error":
-        _fail_on_bad(known_bad, pool)
+    refuse_known_bad(index, on_bad_images, pool)
     todo = index[~index.image_id.isin(writer.done)]
     ids, paths = list(todo.image_id), list(todo.path)
+    digests = list(todo.sha256.where(todo.sha256.notna(), None))
     run_on = pick_device(device)
     encoder = encoder.to(run_on).eval()
     loader = DataLoader(
-        PoolImages(paths, encoder.transform()),
+        PoolImages(paths, digests, encoder.transform()),
         batch_size=batch_size,
         num_workers=workers,
         collate_fn=_collate,
@@ -274,20 +298,27 @@ def main(argv: list[str] | None = None) -> int:
         encoder.sources(args.pool)  # a pool the spec forgot: say so before reading anything
         features = catalogue(tsv_files(args.sources), get_pool(args.pool).image_id)
         info["sources"] = features.sources
+    if features is None:
+        refuse_known_bad(index, args.on_bad_images, args.pool)  # before the folder is touched
     start_or_resume(args.out, info)
-    with StoreWriter(args.out, encoder.dim, args.images_per_shard, info) as writer:
-        options = {"on_bad_images": args.on_bad_images, "pool": args.pool}
-        if features is not None:
-            import_pool(features, index, writer, **options)
-        else:
-            extract_pool(
-                encoder,
-                index,
-                writer,
-                batch_size=args.batch_size,
-                workers=args.workers,
-                device=args.device,
-                **options,
-            )
+    try:
+        with StoreWriter(args.out, encoder.dim, args.images_per_shard, info) as writer:
+            options = {"on_bad_images": args.on_bad_images, "pool": args.pool}
+            if features is not None:
+                import_pool(features, index, writer, **options)
+            else:
+                extract_pool(
+                    encoder,
+                    index,
+                    writer,
+                    batch_size=args.batch_size,
+                    workers=args.workers,
+                    device=args.device,
+                    **options,
+                )
+    except VecompError:
+        if not any(args.out.glob("shard-*")):  # nothing a rerun could resume from: no debris
+            shutil.rmtree(args.out)
+        raise
     print(f"{args.encoder}/{args.pool}: {len(index)} images -> {args.out}")
     return 0
