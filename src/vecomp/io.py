@@ -1,7 +1,14 @@
-"""Atomic file output: a reader never sees a half-written artifact under its final name."""
+"""Atomic file output: a reader never sees a half-written artifact under its final name.
+
+A write goes to a temporary sibling (``.<name>.<random>.tmp``) that replaces the target only
+when complete. A process killed mid-write (kill -9, a node lost) leaves its temporary behind;
+the next write of the same target removes it, so a rerun ends with exactly the files of an
+uninterrupted run. One writer per target at a time (what Snakemake guarantees).
+"""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -21,6 +28,7 @@ def _umask() -> int:
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary sibling path; on success it replaces ``path``, on failure it vanishes."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -36,7 +44,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
 def atomic_dir(path: Path) -> Iterator[Path]:
     """The same for a folder: fill the yielded folder; it replaces ``path`` only on success."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    _remove_stale_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
@@ -45,6 +54,15 @@ def atomic_dir(path: Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Temporaries of earlier writes of ``path`` that were killed before they could clean up."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
 
 
 def write_json(path: Path, obj) -> None:
