@@ -1,6 +1,6 @@
 """Shared test setup: offline hubs and no DVC analytics, whatever the caller's environment;
 the tiny config's local end-to-end run, which the workflow tests build on, and the small
-config's, which the SLURM and `dvc repro` tests compare against."""
+config's `dvc repro`, which the SLURM test compares against."""
 
 from __future__ import annotations
 
@@ -25,10 +25,11 @@ def tiny_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def small_run(tmp_path_factory) -> Path:
-    """workflow_helpers.small_config run end to end with `snakemake --cores 2` in a fresh copy."""
+    """workflow_helpers.small_config reproduced with `dvc repro` (whose stages run `snakemake
+    --cores all <phase>`) in a fresh copy: the SLURM test runs the same config on the cluster."""
     from .workflow_helpers import copy_project, run, small_config
 
     root = tmp_path_factory.mktemp("small")
     work = copy_project(root / "work", small_config(root / "small.yaml"))
-    run(["snakemake", "--cores", "2"], work)
+    run(["dvc", "repro"], work)
     return work

@@ -4,8 +4,8 @@ The fast tests read the profile against the workflow. The slow one starts a one-
 cluster on this machine (tests/slurm_cluster.py: Debian's slurm-wlm, slurmdbd, munge and
 MariaDB, on loopback) and runs a small config derived from the tiny test config (one task, two
 pretrained encoders, both scheduler groups) through snakemake-executor-plugin-slurm. Its
-artifacts must be the bytes of the same config run locally with `snakemake --cores 2` on the
-same machine.
+artifacts must be the bytes of the same config reproduced locally with `dvc repro` on the same
+machine.
 A cluster that cannot start fails the test with the reason. Only a machine that cannot host one
 at all (not root: slurmd runs as root) skips it, with that reason in the summary; CI is root.
 """
@@ -143,11 +143,11 @@ def test_a_small_config_runs_on_slurm_to_the_local_results(cluster, small_run, t
     for group in ("prepare", "report"):  # the profile's groups: one job each
         assert len(list(logs.glob(f"group_{group}_*/*.log"))) == 1, group
 
-    # the same bytes as the same config run locally with `snakemake --cores 2` on this machine
+    # the same bytes as the same config reproduced locally with `dvc repro` on this machine
     expected, scheduled = tree_digest(small_run / "results"), tree_digest(work / "results")
     assert scheduled.keys() == expected.keys()
     differ = sorted(path for path, digest in scheduled.items() if expected[path] != digest)
-    assert not differ, f"the SLURM run's {differ[:10]} differ from the local run's"
+    assert not differ, f"the SLURM run's {differ[:10]} differ from dvc repro's"
     assert "Nothing to be done" in run(["snakemake", "-n"], work).stdout
 
 

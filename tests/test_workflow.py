@@ -237,29 +237,37 @@ def test_changing_one_task_setting_reruns_only_that_task(tiny_run, tmp_path):
     assert len(trained) == 8 and all(w.startswith("task=vqav2,") for w in trained)
 
 
+# Results of the jobs the small config shares with the tiny one it is cut from: the same rules on
+# the same inputs with the same settings. The sweep's tables, analyses and figures cover other
+# runs, so they differ.
+SHARED_JOBS = (
+    "synthetic/",
+    "downloads/",
+    "raw/",
+    "prepared/",
+    "encoders/",
+    "metrics/pretrain/",
+    "features/",
+    "text/",
+    "runs/",
+)
+
+
 @pytest.mark.slow
-def test_dvc_repro_matches_snakemake_byte_for_byte(small_run, tmp_path):
-    work = copy_project(tmp_path / "dvc", small_run / "config" / "config.yaml")
-    run(["dvc", "repro"], work)
-    folders = (
-        "synthetic",
-        "downloads",
-        "prepared",
-        "metrics",
-        "encoders",
-        "features",
-        "text",
-        "runs",
-        "tables",
-        "analysis",
-        "figures",
-    )
-    for folder in folders:
-        assert tree_digest(work / "results" / folder) == tree_digest(
-            small_run / "results" / folder
-        ), folder
-    assert "up to date" in run(["dvc", "status"], work).stdout
-    assert "Nothing to be done" in run(["snakemake", "-n"], work).stdout
+def test_dvc_repro_matches_snakemake_byte_for_byte(small_run, tiny_run):
+    """`dvc repro` of the small config against `snakemake --cores 2` of the tiny config: every
+    artifact of a job the two share has the same bytes (the SLURM test compares the small
+    config's whole tree with a run on the cluster)."""
+    reproduced = tree_digest(small_run / "results")
+    shared = {path: digest for path, digest in reproduced.items() if path.startswith(SHARED_JOBS)}
+    assert {path.split("/")[0] + "/" for path in shared} == {
+        prefix.split("/")[0] + "/" for prefix in SHARED_JOBS
+    }
+    expected = tree_digest(tiny_run / "results")
+    differ = sorted(path for path, digest in shared.items() if expected.get(path) != digest)
+    assert not differ, f"dvc repro's {differ[:10]} differ from snakemake's"
+    assert "up to date" in run(["dvc", "status"], small_run).stdout
+    assert "Nothing to be done" in run(["snakemake", "-n"], small_run).stdout
 
 
 @pytest.mark.slow

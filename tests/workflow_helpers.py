@@ -70,8 +70,8 @@ def tree_digest(folder: Path) -> dict[str, str]:
 
 def small_config(path: Path) -> Path:
     """The tiny config cut to one task (its preparation, baselines and closing analyses), two
-    pretrained encoders, their features and the three runs of their subsets, one seed: what the
-    SLURM and `dvc repro` tests run a second time. Derived from TINY, so the two cannot drift."""
+    pretrained encoders, their features and the three runs of their subsets, one seed: what
+    `dvc repro` and the SLURM test run. Derived from TINY, so the two cannot drift."""
     config = yaml.safe_load(TINY.read_text())
     config["tasks"] = {"gqa": config["tasks"]["gqa"]}
     config["encoders"] = {name: config["encoders"][name] for name in ("grid", "patch")}
