@@ -336,19 +336,28 @@ def code_changed_rules(summary: str) -> set[str]:
     return {cells[2] for cells in lines[header + 1 :] if cells[status] == "params changed"}
 
 
+@pytest.fixture(scope="module")
+def edited_run(tiny_run, tmp_path_factory) -> Path:
+    """A copy of the tiny run whose sources the next test edits (and restores) in place, so the
+    tests that read the tiny run meanwhile never see an edit."""
+    work = tmp_path_factory.mktemp("edited") / "work"
+    shutil.copytree(tiny_run, work, symlinks=True)
+    return work
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "module",  # one phase's helper, the demo's, a registry every phase reads, the last phase's
     ["data/baselines.py", "demo/probe.py", "kinds.py", "analysis/figures.py"],
 )
-def test_editing_package_code_reruns_exactly_the_jobs_that_run_it(tiny_run, module):
+def test_editing_package_code_reruns_exactly_the_jobs_that_run_it(edited_run, module):
     """The rules whose code changed are those whose command's import closure holds the module
     (computed here from the copy's own sources), and nothing else."""
     from vecomp.provenance import command_code
 
     from .test_provenance import rule_commands
 
-    source = tiny_run / "src" / "vecomp"
+    source = edited_run / "src" / "vecomp"
     path = source / module
     expected = {
         rule
@@ -358,11 +367,11 @@ def test_editing_package_code_reruns_exactly_the_jobs_that_run_it(tiny_run, modu
     original = path.read_text()
     try:
         path.write_text(original + "\n# an edit\n")
-        summary = run(["snakemake", "--summary"], tiny_run).stdout
+        summary = run(["snakemake", "--summary"], edited_run).stdout
         assert code_changed_rules(summary) == expected
     finally:
         path.write_text(original)
-    assert "Nothing to be done" in run(["snakemake", "-n"], tiny_run).stdout
+    assert "Nothing to be done" in run(["snakemake", "-n"], edited_run).stdout
 
 
 @pytest.mark.slow
