@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from vecomp.data.pools import index_pool
+from vecomp.data.index_pool import index_pool
 from vecomp.demo.synthetic.scenes import render, sample_scene
 from vecomp.encoders.factory import create_encoder
 from vecomp.features.extract import extract_pool

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from vecomp.data.pools import index_pool
+from vecomp.data.index_pool import index_pool
 from vecomp.encoders.factory import create_encoder
 from vecomp.features.extract import PoolImages, _collate, extract_pool
 from vecomp.features.store import StoreWriter

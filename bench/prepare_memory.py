@@ -337,7 +337,7 @@ DATA_FOLDER = {"gqa": "gqa", "vqav2": "vqav2", "coco_retrieval": "karpathy"}  # 
 
 
 def write_pool(path: Path, image_ids: list[str]) -> Path:
-    """A pool index (pools.py's columns) in which every image decodes."""
+    """A pool index (index_pool.py's columns) in which every image decodes."""
     import pandas as pd
 
     pd.DataFrame(

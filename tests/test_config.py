@@ -167,7 +167,7 @@ def test_settings_whose_home_is_code_have_no_second_default_in_the_schema(key, h
 
 
 def test_an_empty_synthetic_spec_is_suite_spec_s_defaults():
-    from vecomp.demo.synthetic.suite import SuiteSpec
+    from vecomp.demo.synthetic.generate import SuiteSpec
 
     filled = validate_config({"tasks": {"gqa": {}}, "data": {}}, SCHEMA)["data"]["synthetic"]
     assert filled == {} and SuiteSpec.from_dict(filled) == SuiteSpec()

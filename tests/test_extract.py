@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vecomp.data.pools import index_pool
+from vecomp.data.index_pool import index_pool
 from vecomp.encoders.factory import create_encoder
 from vecomp.features import extract
 from vecomp.features.store import FeatureStore

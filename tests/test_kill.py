@@ -26,7 +26,7 @@ from PIL import Image
 from tests.cli_args import vecomp_args
 from tests.fusion_fixtures import toy_task
 from tests.workflow_helpers import tool_env, tree_digest
-from vecomp.data.pools import index_pool
+from vecomp.data.index_pool import index_pool
 
 pytestmark = pytest.mark.slow
 

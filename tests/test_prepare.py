@@ -1,4 +1,4 @@
-"""Tests for vecomp.data.prepare (tables, label spaces, bad records) and vecomp.data.pools.
+"""Tests for vecomp.data.prepare (tables, label spaces, bad records) and vecomp.data.index_pool.
 
 Inputs are hand-written official-format files in ``tmp_path`` and a hand-made pool index; every
 expected vocabulary, target and count is worked out by hand in the comments.
@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from vecomp.data import prepare as prep
-from vecomp.data.pools import DuplicateImageError, index_pool
+from vecomp.data.index_pool import DuplicateImageError, index_pool
 from vecomp.data.prepare import BadRecordsError, VqaSettings, prepare
 from vecomp.errors import VecompError
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torchvision.transforms.functional import pil_to_tensor
 
+from vecomp.demo.synthetic.generate import SuiteSpec
 from vecomp.demo.synthetic.probes import probe_templates
 from vecomp.demo.synthetic.scenes import COLORS, Scene, SceneObject, render
-from vecomp.demo.synthetic.suite import SuiteSpec
 from vecomp.encoders.factory import create_encoder
 from vecomp.encoders.registry import EncoderSpecError
 

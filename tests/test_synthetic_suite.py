@@ -25,14 +25,14 @@ from PIL import Image
 
 from vecomp.data.archive import extract
 from vecomp.data.baselines import text_baselines
+from vecomp.data.index_pool import index_pool
 from vecomp.data.parsers import Parsed, get_parser
-from vecomp.data.pools import index_pool
 from vecomp.data.prepare import prepare
 from vecomp.data.registry import FILES, POOLS, TASKS
 from vecomp.demo.synthetic import datasets
 from vecomp.demo.synthetic import scenes as drawing
+from vecomp.demo.synthetic.generate import SuiteSpec, generate
 from vecomp.demo.synthetic.statements import PAIR_STATEMENTS
-from vecomp.demo.synthetic.suite import SuiteSpec, generate
 from vecomp.errors import VecompError
 from vecomp.metrics.vqa import vqa_accuracy
 from vecomp.settings import SCHEMA

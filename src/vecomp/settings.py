@@ -7,7 +7,7 @@ One home per default:
   config validation fills in and every ``vecomp`` option mirroring a key reads (``add_setting``);
 - the fusion model and its training (``model``, ``train``): ``FusionConfig`` and
   ``TrainConfig`` (``fusion/model.py``, ``fusion/train.py``);
-- the synthetic suite (``data.synthetic``): ``SuiteSpec`` (``demo/synthetic/suite.py``);
+- the synthetic suite (``data.synthetic``): ``SuiteSpec`` (``demo/synthetic/generate.py``);
 - a demo encoder's pretraining (``encoders.<name>.pretrain``): its objective's ``DEFAULTS``
   (``demo/pretrain/<objective>.py``).
 
@@ -66,7 +66,8 @@ def schema_default(key: str):
 
 def describe_error(error, root: str = "") -> str:
     """One line for a schema violation: the dotted key, then what is wrong and what is allowed."""
-    where = ".".join([root] * bool(root) + [str(p) for p in error.absolute_path]) or "(top level)"
+    path = [str(p) for p in error.absolute_path]
+    where = ".".join(([root] if root else []) + path) or "(top level)"
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         unknown = sorted(set(error.instance) - set(allowed))

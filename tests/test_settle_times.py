@@ -7,7 +7,7 @@ import os
 import pytest
 
 from vecomp import cli
-from vecomp.restore import settle_times
+from vecomp.settle_times import settle_times
 
 
 def test_every_file_and_folder_gets_one_time_and_links_are_left_alone(tmp_path):
