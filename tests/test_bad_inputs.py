@@ -216,7 +216,7 @@ def _extract(i: Inputs, **options) -> list[str]:
 
 def _replaced_image(i: Inputs) -> list[str]:
     """A pool indexed, then its first image given other pixels under the same name."""
-    from vecomp.data.pools import index_pool
+    from vecomp.data.index_pool import index_pool
 
     folder = i.tmp / "images"
     folder.mkdir()
@@ -238,6 +238,11 @@ def _analyse_task(i: Inputs, **options) -> list[str]:
         out=i.out,
     )
     return vecomp_args("analyse-task", **(base | options))
+
+
+def _empty_folder(i: Inputs) -> Path:
+    (i.tmp / "empty").mkdir()
+    return i.tmp / "empty"
 
 
 def _missing(i: Inputs) -> Path:
@@ -418,6 +423,11 @@ CASES: dict[str, Case] = {
     "a feature store that does not exist": Case(
         lambda i: i.train(store=[f"sees_a={_missing(i)}"]), 1, ("no feature store at", "nowhere")
     ),
+    "a folder that is not a feature store": Case(
+        lambda i: i.train(store=[f"sees_a={_empty_folder(i)}"]),
+        1,
+        ("is not a feature store (no manifest.json, no shards)", "extract-features --out"),
+    ),
     "a store without its manifest": Case(
         _store_without_manifest, 1, ("not a complete feature store", "manifest.json")
     ),
@@ -443,6 +453,11 @@ CASES: dict[str, Case] = {
         lambda i: vecomp_args("figures", analysis=_missing(i), out=i.out),
         2,
         ("--analysis", "nowhere does not exist"),
+    ),
+    "an analysis folder without its tables": Case(
+        lambda i: vecomp_args("figures", analysis=_empty_folder(i), out=i.out),
+        1,
+        ("lacks the analysis tables", "results.csv"),
     ),
     "a run folder that never finished": Case(
         lambda i: vecomp_args("collect", i.tmp / "run", out=i.out, summary=i.tmp / "s.json"),

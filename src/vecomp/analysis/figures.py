@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ..errors import VecompError  # noqa: E402
 from ..io import atomic_path  # noqa: E402
 from ..settings import existing_path  # noqa: E402
 from .stats import headline_metric  # noqa: E402
@@ -343,10 +344,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for the figures")
     parser.add_argument("--only", nargs="*", choices=sorted(FIGURES), help="default: all")
     args = parser.parse_args(argv)
+    names = args.only or list(FIGURES)
+    missing = sorted({f"{FIGURES[name][1]}.csv" for name in names} - _files(args.analysis))
+    if missing:
+        raise VecompError(
+            f"{args.analysis} lacks the analysis tables {', '.join(missing)}: pass the folder "
+            "`vecomp analyse --out` wrote, or run `snakemake analysis` first"
+        )
     plt.rcParams.update(STYLE)
-    for name in args.only or FIGURES:
+    for name in names:
         plot, table = FIGURES[name]
         frame = pd.read_csv(args.analysis / f"{table}.csv", dtype={"kept": str})
         save(plot(frame), args.out / name)
-    print(f"wrote {len(args.only or FIGURES)} figures to {args.out}")
+    print(f"wrote {len(names)} figures to {args.out}")
     return 0
+
+
+def _files(folder: Path) -> set[str]:
+    return {path.name for path in folder.iterdir()} if folder.is_dir() else set()

@@ -517,10 +517,16 @@ class FeatureStore:
         """Per-dimension ``mean [D]`` and population ``std [D]`` (float32) over all tokens."""
         return self._mean.clone(), self._std.clone()
 
-    def verify(self) -> None:
-        """Recompute every shard's sha256 and compare it with the manifest (reads them all)."""
-        for k in range(len(self._paths)):
-            self._verify_shard(k)
+    def verify(self) -> int:
+        """Check every shard now, as a consuming run checks each one when it first opens it
+        (sha256 against the manifest, width against ``dim``, NaN/inf); returns the bytes read."""
+        was, self.check = self.check, True
+        try:
+            for k in range(len(self._paths)):
+                self._open(k)
+        finally:
+            self.check = was
+        return sum(path.stat().st_size for path in self._paths)
 
     def _verify_shard(self, k: int) -> None:
         path, recorded = self._paths[k], self.manifest["shards"][k]["sha256"]
@@ -546,6 +552,11 @@ class FeatureStore:
         path = self.folder / MANIFEST_NAME
         if not self.folder.is_dir():
             raise StoreError(f"no feature store at {self.folder}; run the feature extraction")
+        if not path.is_file() and not any(self.folder.glob(SHARD_GLOB)):
+            raise StoreError(
+                f"{self.folder} is not a feature store (no {MANIFEST_NAME}, no shards): pass "
+                "the folder `vecomp extract-features --out` wrote"
+            )
         if not path.is_file():
             raise StoreError(
                 f"{self.folder} is not a complete feature store (no {MANIFEST_NAME}): its "
