@@ -3,11 +3,10 @@ the tiny config's local end-to-end run, which the workflow tests build on, and t
 config's `dvc repro`, which the SLURM test compares against.
 
 The suite runs on two pytest-xdist workers (pyproject.toml's addopts; `-n0` runs it in one
-process). Each test module is one unit of work, so a module's fixtures are built once; the
-tests that use the tiny run form one unit with the workflow tests, because one of them edits
-its sources in place. The two end-to-end runs are built once per session by whichever worker
-asks first (a file lock; the other waits), and the longest units are handed out first.
-"""
+process), one test module at a time per worker (`--dist loadfile`), so a module's fixtures are
+built once. The two end-to-end runs are built once per session by whichever worker asks first
+(a file lock; the other waits) and only read or copied by the tests, and the longest modules are
+handed out first."""
 
 from __future__ import annotations
 
@@ -29,36 +28,29 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-WORKFLOW_GROUP = "test_workflow.py"  # where the tests that use the tiny run go
-# The units that take longest, in the order they are handed out. Two workers take the first two
-# and hold the next as their second: the workflow tests (about 11 min) then the paper-scale
-# ones, the planted validation (6 min) then the SLURM run (8 min); the rest fill the gaps.
+# The modules that take longest, in the order they are handed out. Two workers take the first
+# two and hold the next as their second: the workflow tests (about 11 min, the tiny run first)
+# then the paper-scale ones, the planted validation (6 min) then the SLURM run (8 min); the
+# rest fill the gaps, the bottom-up test that copies the tiny run after it is built.
 LONGEST_FIRST = (
-    WORKFLOW_GROUP,
+    "test_workflow.py",
     "test_validation.py",
     "test_paper_scale.py",
     "test_slurm.py",
     "test_kill.py",
     "test_pretrained_fusion.py",
+    "test_cpu_kernels.py",
     "test_pretrain.py",
     "test_fusion_train.py",
     "test_provenance.py",
 )
 
 
-def unit_of_work(item: pytest.Item) -> str:
-    """The xdist group of a test: its module's file name, or the workflow tests' unit."""
-    if "tiny_run" in getattr(item, "fixturenames", ()):
-        return WORKFLOW_GROUP
-    return item.path.name
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the marks
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(unit_of_work(item)))
+    """The longest modules first: xdist hands modules out in collection order."""
     rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(unit_of_work(item), len(rank)))  # stable
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable within a module
 
 
 def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:

@@ -2,7 +2,8 @@
 
 Each command is a module with ``main(argv) -> int`` (or ``module:function``); Snakemake rules,
 DVC stages and tests call the same commands. Modules load only when their command runs, so
-``vecomp --help`` is instant.
+``vecomp --help`` is instant; before one loads, the CPU kernels are pinned (``cpu_kernels.py``),
+so that its bytes do not depend on the machine's CPU.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import importlib
 import sys
 
+from .cpu_kernels import pin_cpu_kernels
 from .errors import VecompError
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "generate": ("vecomp.demo.synthetic.suite", "generate the synthetic scene suite (a mirror)"),
+    "generate": ("vecomp.demo.synthetic.generate", "generate the synthetic scene suite (a mirror)"),
     "download": ("vecomp.data.download", "fetch one registry file, verified"),
     "unpack": ("vecomp.data.unpack", "unpack a downloaded archive safely"),
-    "index-pool": ("vecomp.data.pools", "index and check the images of an image pool"),
+    "index-pool": ("vecomp.data.index_pool", "index and check the images of an image pool"),
     "prepare": ("vecomp.data.prepare", "parse a task's official files into tables"),
     "baselines": ("vecomp.data.baselines", "chance, majority and text-only baselines"),
     "pretrain": ("vecomp.demo.pretrain", "pretrain a mini encoder on synthetic scenes"),
@@ -28,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyse-task": ("vecomp.analysis.analyse_task", "attention mass and ensembles of one task"),
     "analyse": ("vecomp.analysis.analyse", "every analysis table, the results table, metrics"),
     "figures": ("vecomp.analysis.figures", "draw the study's figures (PNG and PDF)"),
-    "settle-times": ("vecomp.restore", "mark artifacts restored by DVC as up to date"),
+    "settle-times": ("vecomp.settle_times", "mark artifacts restored by DVC as up to date"),
 }
 
 
@@ -48,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vecomp: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module_name, _, function = COMMANDS[name][0].partition(":")
-    command = getattr(importlib.import_module(module_name), function or "main")
     try:
+        pin_cpu_kernels()  # before the command loads torch
+        command = getattr(importlib.import_module(module_name), function or "main")
         return command(rest)
     except VecompError as err:
         print(f"vecomp {name}: error: {err}", file=sys.stderr)

@@ -5,7 +5,8 @@ exactly the jobs whose commands import it, and ``tests/test_provenance.py`` chec
 DVC stage's ``deps`` name the same files. The closure is found statically (``ast``), so
 nothing heavy is imported: every ``import`` anywhere in a module counts, including those
 inside functions, and importing a module runs its packages' ``__init__.py`` files too.
-Third-party code is pinned by the environment, not tracked here; ``cli.py`` only dispatches.
+Third-party code is pinned by the environment, not tracked here. ``cli.py`` itself only
+dispatches, but what it runs before every command (``cpu_kernels.py``) is part of each.
 """
 
 from __future__ import annotations
@@ -88,8 +89,10 @@ def command_module(command: str) -> str:
 
 
 def command_code(command: str, source: Path = SOURCE) -> tuple[Path, ...]:
-    """The package files ``vecomp <command>`` runs."""
-    return closure(command_module(command), source)
+    """The package files ``vecomp <command>`` runs: its module's closure, and what the entry
+    point runs before every command (the CPU kernel pin), less the dispatch table itself."""
+    entry = set(closure("vecomp.cli", source)) - {module_file("vecomp.cli", source)}
+    return tuple(sorted(entry | set(closure(command_module(command), source))))
 
 
 def code_hash(command: str, source: Path = SOURCE) -> str:

@@ -1,0 +1,90 @@
+"""What pinning the CPU kernels costs (vecomp.cpu_kernels), against each library's own choice,
+same run, same machine.
+
+Each job runs as the workflow runs it (`vecomp ...` in its own process) with
+VECOMP_CPU_KERNELS=pinned and =native, alternately, --repeats times; the median wall times and
+their ratio (pinned / native, above 1 = the pin is slower) are printed per job:
+
+pretrain-<objective>: the demo's recipe for each mini encoder, cut to --scenes scenes, 1 epoch;
+train:                one `vecomp train` of the demo's vqav2 run on all three encoders, 2 epochs
+                      (needs the demo's prepared tables, text and stores; skipped without them).
+
+On a CPU whose own choice is the AVX2 family the pin only changes MKL's code path; on one with
+AVX-512 it also gives up the wider vectors, which this machine cannot measure.
+
+    python bench/cpu_kernels.py [--repeats 3] [--scenes 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from vecomp.cpu_kernels import OPT_OUT, PINNED, has_avx2
+
+CHOICES = ("pinned", "native")
+
+
+def jobs(config: dict, scenes: int) -> dict[str, list[str]]:
+    """{job name: vecomp argv, less its --out} of the jobs timed."""
+    commands = {}
+    for name, encoder in sorted(config["encoders"].items()):
+        spec = dict(encoder["pretrain"], n_train=scenes, n_heldout=64, epochs=1)
+        objective = spec.pop("objective")
+        commands[f"pretrain-{name}"] = [
+            "pretrain",
+            "--objective",
+            objective,
+            "--spec",
+            json.dumps(spec),
+        ]
+    run = Path("results/prepared/vqav2")
+    if run.exists():
+        train = dict(config["train"], epochs=2, device="cpu")
+        stores = [f"--store={e}=results/features/{e}/coco" for e in sorted(config["encoders"])]
+        commands["train"] = [
+            "train", "--task", "vqav2", "--prepared", str(run), "--text", "results/text/vqav2",
+            *stores, "--seed", "0", "--model", json.dumps(config["model"]),
+            "--train", json.dumps(train),
+        ]  # fmt: skip
+    return commands
+
+
+def seconds(argv: list[str], choice: str) -> float:
+    """Wall seconds of `vecomp argv` under ``choice``, into a fresh output folder."""
+    env = {k: v for k, v in os.environ.items() if k not in PINNED} | {OPT_OUT: choice}
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        command = ["vecomp", *argv, "--out", f"{tmp}/out"]
+        subprocess.run(command, env=env, check=True, capture_output=True)
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--scenes", type=int, default=256)
+    args = parser.parse_args()
+    if not has_avx2():
+        raise SystemExit("this CPU has no AVX2: the pin does not apply here")
+    config = yaml.safe_load(Path("config/config.yaml").read_text())
+    print(f"{'job':<16} {'pinned s':>9} {'native s':>9} {'ratio':>6}")
+    for name, argv in jobs(config, args.scenes).items():
+        times = {choice: [] for choice in CHOICES}
+        for _ in range(args.repeats):
+            for choice in CHOICES:
+                times[choice].append(seconds(argv, choice))
+        pinned, native = (statistics.median(times[c]) for c in CHOICES)
+        print(f"{name:<16} {pinned:9.2f} {native:9.2f} {pinned / native:6.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
