@@ -29,6 +29,7 @@ from pathlib import Path
 import yaml
 
 from vecomp.cpu_kernels import OPT_OUT, PINNED, has_avx2
+from vecomp.fusion.sweep import train_settings
 
 CHOICES = ("pinned", "native")
 
@@ -48,7 +49,7 @@ def jobs(config: dict, scenes: int) -> dict[str, list[str]]:
         ]
     run = Path("results/prepared/vqav2")
     if run.exists():
-        train = dict(config["train"], epochs=2, device="cpu")
+        train = dict(train_settings(config, "vqav2"), epochs=2, device="cpu")
         stores = [f"--store={e}=results/features/{e}/coco" for e in sorted(config["encoders"])]
         commands["train"] = [
             "train", "--task", "vqav2", "--prepared", str(run), "--text", "results/text/vqav2",
