@@ -29,14 +29,15 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # The modules that take longest, in the order they are handed out. Two workers take the first
-# two and hold the next as their second: the workflow tests (about 11 min, the tiny run first)
-# then the paper-scale ones, the planted validation (6 min) then the SLURM run (8 min); the
-# rest fill the gaps, the bottom-up test that copies the tiny run after it is built.
+# two and hold the next as their second: the workflow tests (the tiny run first) then the
+# paper-scale ones; the SLURM run (the small config's `dvc repro` first, then mostly waiting on
+# the scheduler, which leaves the cores to the other worker) then the planted validation. The
+# rest fill the gaps; the bottom-up test, which copies the tiny run, comes after it is built.
 LONGEST_FIRST = (
     "test_workflow.py",
-    "test_validation.py",
-    "test_paper_scale.py",
     "test_slurm.py",
+    "test_paper_scale.py",
+    "test_validation.py",
     "test_kill.py",
     "test_pretrained_fusion.py",
     "test_cpu_kernels.py",
