@@ -2,12 +2,11 @@
 the tiny config's local end-to-end run, which the workflow tests build on, and the small
 config's `dvc repro`, which the SLURM test compares against.
 
-The suite runs on three pytest-xdist workers (pyproject.toml's addopts; `-n0` runs it in one
+The suite runs on two pytest-xdist workers (pyproject.toml's addopts; `-n0` runs it in one
 process), one test module at a time per worker (`--dist loadfile`), so a module's fixtures are
-built once. Three on two cores, because the SLURM test's waits on the scheduler and every job's
-start-up leave a core idle that a third worker fills. The two end-to-end runs are built once per
-session by whichever worker asks first (a file lock; the others wait) and only read or copied by
-the tests, and the longest modules are handed out first."""
+built once. The two end-to-end runs are built once per session by whichever worker asks first
+(a file lock; the other waits) and only read or copied by the tests, and the longest modules are
+handed out first."""
 
 from __future__ import annotations
 
@@ -22,26 +21,23 @@ from filelock import FileLock
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # The workers share the cores: one torch thread each for the tests that compute in-process
+    # Two workers share the cores: one torch thread each for the tests that compute in-process
     # (jobs set their own thread counts), and OpenMP threads that sleep rather than spin while
     # they wait, so that a worker's idle threads do not take the other's cores. Results are
     # compared within the session only, so neither changes what a test checks.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-# The modules that take longest, in the order they are handed out. Each worker takes one and
-# holds the next as its second: the workflow tests (the tiny run first), the SLURM run (the small
-# config's `dvc repro` first, then much waiting on the scheduler) and the planted validation
-# start at once; short modules are their second, so that no two long ones queue behind each
-# other; the rest fill the gaps, the bottom-up test (it copies the tiny run) after it is built.
+# The modules that take longest, in the order they are handed out. Two workers take the first
+# two and hold the next as their second: the workflow tests (the tiny run first) then the
+# paper-scale ones; the SLURM run (the small config's `dvc repro` first, then mostly waiting on
+# the scheduler, which leaves the cores to the other worker) then the planted validation. The
+# rest fill the gaps; the bottom-up test, which copies the tiny run, comes after it is built.
 LONGEST_FIRST = (
     "test_workflow.py",
     "test_slurm.py",
-    "test_validation.py",
-    "test_lint.py",
-    "test_kinds.py",
-    "test_io.py",
     "test_paper_scale.py",
+    "test_validation.py",
     "test_kill.py",
     "test_pretrained_fusion.py",
     "test_cpu_kernels.py",
