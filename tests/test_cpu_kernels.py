@@ -17,13 +17,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from tests.cli_args import vecomp_args
+from tests.fixture_files import write_image_pool
 from tests.fusion_fixtures import toy_task
 from tests.workflow_helpers import tool_env, tree_digest
 from vecomp.cpu_kernels import OPT_OUT, PINNED, has_avx2, pin_cpu_kernels
-from vecomp.data.index_pool import index_pool
 from vecomp.errors import VecompError
 
 OTHER_MACHINE = {
@@ -94,12 +93,7 @@ def test_an_unknown_choice_stops_the_command_before_it_runs(monkeypatch, capsys)
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("inputs")
-    (root / "images").mkdir()
-    for n in range(12):
-        colour = (n * 20 % 256, 255 - n * 20 % 256, n * 7 % 256)
-        Image.new("RGB", (64, 48), colour).save(root / "images" / f"{1000 + n}.png")
-    index_pool("gqa", [root / "images"]).to_parquet(root / "pool.parquet")
-    return {"pool": root / "pool.parquet", "task": toy_task(root / "toy")}
+    return {"pool": write_image_pool(root, 12), "task": toy_task(root / "toy")}
 
 
 def _vecomp(argv: list[str], env: dict[str, str], cwd: Path) -> None:

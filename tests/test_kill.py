@@ -21,12 +21,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from tests.cli_args import vecomp_args
+from tests.fixture_files import write_image_pool
 from tests.fusion_fixtures import toy_task
 from tests.workflow_helpers import tool_env, tree_digest
-from vecomp.data.index_pool import index_pool
 
 pytestmark = pytest.mark.slow
 
@@ -73,13 +72,7 @@ def _leftovers(folder: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory) -> Path:
     """60 images: enough work that every kill point falls inside the run."""
-    root = tmp_path_factory.mktemp("pool")
-    (root / "images").mkdir()
-    for n in range(60):
-        colour = (n * 2 % 256, 255 - n * 2 % 256, n * 7 % 256)
-        Image.new("RGB", (64, 48), colour).save(root / "images" / f"{1000 + n}.png")
-    index_pool("gqa", [root / "images"]).to_parquet(root / "pool.parquet")
-    return root / "pool.parquet"
+    return write_image_pool(tmp_path_factory.mktemp("pool"), 60)
 
 
 def _shards(store: Path, at_least: int) -> Callable[[str], bool]:
