@@ -80,7 +80,23 @@ def test_results_table_has_seed_statistics_parameters_and_the_best_subset():
 def test_gain_is_paired_by_seed_against_the_best_single_encoder_in_the_subset():
     gain = stats.gains(_runs()).iloc[0]
     assert gain["best_single"] == "grid" and gain["gain"] == 5.5  # (55-50 + 58-52) / 2
-    assert 5 <= gain["low"] <= gain["high"] <= 6
+    # t-interval of [5, 6]: 5.5 -+ t(0.975, 1 df) 12.7062 * 0.70711 / sqrt(2)
+    assert gain["low"] == pytest.approx(5.5 - 6.3531, abs=1e-3)
+    assert gain["high"] == pytest.approx(5.5 + 6.3531, abs=1e-3)
+    assert gain["seeds"] == 2 and gain["verdict"] == "too few seeds"
+
+
+def test_a_verdict_needs_three_seeds_and_an_interval_that_excludes_zero():
+    # [5, 6, 7]: 6 -+ t(0.975, 2 df) 4.3027 * 1 / sqrt(3) = [3.516, 8.484]
+    summary = stats.over_seeds([5.0, 6.0, 7.0])
+    assert summary["low"] == pytest.approx(3.5159, abs=1e-3) and summary["seeds"] == 3
+    assert summary["verdict"] == "positive"
+    assert stats.over_seeds([-5.0, -6.0, -7.0])["verdict"] == "negative"
+    assert stats.over_seeds([-1.0, 1.0, 2.0])["verdict"] == "not shown"
+    assert stats.over_seeds([5.0, 6.0])["verdict"] == "too few seeds"
+    one = stats.over_seeds([5.0])
+    assert one["mean"] == 5.0 and pd.isna(one["low"]) and one["verdict"] == "too few seeds"
+    assert stats.over_seeds([])["verdict"] == "undefined"
 
 
 def test_a_subset_worse_than_its_best_single_encoder_has_a_negative_gain():
@@ -89,10 +105,83 @@ def test_a_subset_worse_than_its_best_single_encoder_has_a_negative_gain():
 
 
 def test_necessity_is_the_drop_when_masked_and_capacity_the_score_alone():
-    table = stats.necessity(_runs()).set_index("encoder")
+    table = stats.necessity(_runs()).set_index("masked")
     assert table.loc["patch", "necessity"] == 10.5  # (55-45 + 58-47) / 2
     assert table.loc["grid", "necessity"] == 24.5  # (55-30 + 58-34) / 2
     assert table.loc["grid", "capacity"] == 51 and table.loc["patch", "capacity"] == 42
+    assert set(table["seeds"]) == {2} and set(table["n_masked"]) == {1}
+
+
+def test_necessity_of_a_group_shows_what_masking_one_twin_at_a_time_hides():
+    # a and its twin a2 carry the same information, b carries none: a+a2+b scores 60, 59 with
+    # either twin masked, 30 with both masked
+    kept = {"a+a2+b": 60, "a2+b": 59, "a+b": 59, "b": 30, "a+a2": 60, "a": 59, "a2": 59}
+    runs = pd.DataFrame(
+        [
+            {"task": "gqa", "encoders": "a+a2+b", "seed": 0, "ve_dropout": 0.0, "matched": False,
+             "split": "test", "kept": k, "metric": "accuracy", "value": float(v),
+             "parameters": 1, "selected_epoch": 1}
+            for k, v in kept.items()
+        ]
+    )  # fmt: skip
+    table = stats.necessity(runs).set_index("masked")["necessity"]
+    assert table["a"] == table["a2"] == 1.0 and table["b"] == 0.0
+    assert table["a+a2"] == 30.0 and table["a+b"] == 1.0 and table["a2+b"] == 1.0
+
+
+# by hand, with the empty subset at the text-only 30, per seed (0, 1):
+# retraining: grid 50, 52; patch 40, 44; grid+patch 55, 58
+#   phi_grid = (50-30)/2 + (55-40)/2 = 17.5, and (22 + 14)/2 = 18    -> 17.75
+#   phi_patch = (40-30)/2 + (55-50)/2 = 7.5, and (14 + 6)/2 = 10     -> 8.75
+#   synergy = 55-50-40+30 = -5, and 58-52-44+30 = -8                 -> -6.5
+# masking grid+patch: grid kept 45, 47; patch kept 30, 34
+#   phi_grid = (45-30)/2 + (55-30)/2 = 20, and (17 + 24)/2 = 20.5    -> 20.25
+#   phi_patch = (30-30)/2 + (55-45)/2 = 5, and (4 + 11)/2 = 7.5      -> 6.25
+#   synergy = 55-45-30+30 = 10, and 58-47-34+30 = 7                  -> 8.5
+TEXT_ONLY = {"gqa": {"text_only": 30.0}}
+
+
+def test_shapley_values_of_both_games_from_the_sweep():
+    table = stats.shapley(_runs(), TEXT_ONLY).set_index(["game", "encoder"])["shapley"]
+    assert table.to_dict() == pytest.approx(
+        {
+            ("retraining", "grid"): 17.75,
+            ("retraining", "patch"): 8.75,
+            ("masking", "grid"): 20.25,
+            ("masking", "patch"): 6.25,
+        }
+    )
+
+
+def test_synergy_of_both_games_from_the_sweep():
+    table = stats.synergy(_runs(), TEXT_ONLY).set_index(["game", "pair"])
+    assert table["synergy"].to_dict() == pytest.approx(
+        {("retraining", "grid+patch"): -6.5, ("masking", "grid+patch"): 8.5}
+    )
+    assert set(table["seeds"]) == {2} and set(table["verdict"]) == {"too few seeds"}
+
+
+def test_retrieval_values_the_empty_subset_at_a_random_ranking():
+    assert stats.empty_value({"coco_retrieval": {"chance": 62.2}}, "coco_retrieval") == 62.2
+    assert stats.empty_value({"gqa": {"chance": 41, "text_only": 42}}, "gqa") == 42
+    assert stats.empty_value({}, "gqa") is None
+
+
+def test_game_measures_say_why_they_are_undefined():
+    no_baseline = stats.shapley(_runs(), {})
+    assert no_baseline["shapley"].isna().all() and set(no_baseline["seeds"]) == {0}
+    assert set(no_baseline["note"]) == {
+        "no text-only baseline values the empty subset (pass --baselines)"
+    }
+    runs = _runs()
+    lacking = runs[runs["encoders"] != "patch"]
+    retraining = stats.synergy(lacking, TEXT_ONLY).query("game == 'retraining'")
+    assert retraining["synergy"].isna().all()
+    assert set(retraining["note"]) == {"the sweep lacks patch"}
+    alone = stats.synergy(runs[runs["encoders"] == "grid"], TEXT_ONLY)
+    assert alone["synergy"].isna().all() and set(alone["note"]) == {"one encoder: no pair"}
+    single = stats.shapley(runs[runs["encoders"] == "grid"], TEXT_ONLY)
+    assert single["shapley"].tolist() == [21.0, 21.0]  # 51 - 30, in both games
 
 
 def test_masking_is_compared_with_the_model_retrained_on_the_kept_encoders():
@@ -216,8 +305,9 @@ def test_analyse_writes_every_table_the_results_table_and_headline_metrics(tmp_p
         "runs": _runs(),
         "attention": pd.read_csv(_task_tables(tmp_path / "gqa") / "attention.csv"),
         "ensembles": pd.read_csv(tmp_path / "gqa" / "ensemble.csv"),
+        "baselines": TEXT_ONLY,
     }
-    analyse(inputs, {}, tmp_path / "out", tmp_path / "metrics.json")
+    analyse(inputs, tmp_path / "out", tmp_path / "metrics.json")
     for name in ANALYSES:
         assert len(pd.read_csv(tmp_path / "out" / f"{name}.csv")), name
     assert (tmp_path / "out" / "results.tex").exists()
@@ -226,6 +316,14 @@ def test_analyse_writes_every_table_the_results_table_and_headline_metrics(tmp_p
         "best": "grid+patch",
         "score": 56.5,
         "gain_over_best_single": 5.5,
+        "gain_low": pytest.approx(-0.8531, abs=1e-3),
+        "gain_high": pytest.approx(11.8531, abs=1e-3),
+        "gain_seeds": 2,
+        "gain_verdict": "too few seeds",
+        "shapley_grid": 17.75,
+        "shapley_patch": 8.75,
+        "top_synergy_pair": "grid+patch",
+        "top_synergy": -6.5,
         "dominant_last_layer": "grid",
     }
     ensemble = pd.read_csv(tmp_path / "out" / "ensemble.csv").iloc[0]
@@ -236,6 +334,7 @@ def test_every_figure_is_drawn_and_saved_as_png_and_pdf(tmp_path):
     task = _task_tables(tmp_path / "tasks" / "gqa")
     runs = _runs()
     runs.to_csv(tmp_path / "runs.csv", index=False)
+    (tmp_path / "baselines.json").write_text(json.dumps(TEXT_ONLY))
     assert (
         cli.main(
             [
@@ -244,6 +343,8 @@ def test_every_figure_is_drawn_and_saved_as_png_and_pdf(tmp_path):
                 str(tmp_path / "runs.csv"),
                 "--tasks",
                 str(task),
+                "--baselines",
+                str(tmp_path / "baselines.json"),
                 "--out",
                 str(tmp_path / "analysis"),
                 "--metrics",
@@ -295,7 +396,7 @@ def test_analyse_names_a_task_without_its_tables(tmp_path, capsys):
 
 def test_figures_of_a_sweep_without_multi_encoder_or_dropout_runs_say_so():
     singles = _runs()[lambda r: r.encoders != "grid+patch"]
-    empty = set()  # the figures that say there is nothing to draw
+    empty, undefined = set(), set()  # the figures that say there is nothing to draw
     for name, (plot, table) in FIGURES.items():
         frame = ANALYSES[table](
             {
@@ -314,6 +415,7 @@ def test_figures_of_a_sweep_without_multi_encoder_or_dropout_runs_say_so():
                     ]
                 ),
                 "ensembles": pd.DataFrame(columns=["task", "encoders", "seed", "metric", "value"]),
+                "baselines": TEXT_ONLY,
             }
         )
         figure = plot(frame)
@@ -321,9 +423,13 @@ def test_figures_of_a_sweep_without_multi_encoder_or_dropout_runs_say_so():
         plt.close(figure)
         if "no runs of this kind in the sweep" in notes:
             empty.add(name)
+        if "undefined: the sweep lacks grid+patch" in notes:
+            undefined.add(name)
     # everything that masks, combines or drops encoders needs a multi-encoder model; the
-    # results heatmap and the parameter control draw single-encoder runs as ever
-    assert set(FIGURES) - empty == {"results_heatmap", "parameter_control"}
+    # results heatmap and the parameter control draw single-encoder runs as ever; the game
+    # measures name the subset they lack
+    assert undefined == {"shapley_values", "synergy_matrix"}
+    assert set(FIGURES) - empty - undefined == {"results_heatmap", "parameter_control"}
 
 
 def test_every_figure_has_a_report_caption():

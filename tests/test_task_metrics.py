@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 from torchmetrics.functional.retrieval import retrieval_hit_rate
 from torchmetrics.functional.retrieval import retrieval_recall as tm_recall
 
+from vecomp.data.baselines import random_ranking_rsum
 from vecomp.errors import VecompError
 from vecomp.metrics.tasks import accuracy, nlvr2_consistency, retrieval_recall, vqa_score
 
@@ -235,3 +237,23 @@ def test_retrieval_on_a_coco_sized_test_set():
 def test_retrieval_rejects_bad_input(scores, gt, ks, message):
     with pytest.raises(VecompError, match=message):
         retrieval_recall(scores, gt, ks=ks)
+
+
+# A random ranking's expected recall, by hand. 2 images x 2 captions: a text finds its image
+# first with probability 1/2, an image one of its 2 captions first among 4 with 1/2; at K >= 2
+# both always hit: 50 + 100 + 100 (text -> image) + 50 + 100 + 100 (image -> text).
+# 3 images with 1, 1 and 2 captions, K = 2: a text hits with 2/3; an image with one caption
+# with 1 - C(3,2)/C(4,2) = 1/2, the one with two with 1 - C(2,2)/C(4,2) = 5/6.
+@pytest.mark.parametrize(
+    ("images", "ks", "expected"),
+    [
+        ([1, 1, 2, 2], (1, 5, 10), 500.0),
+        ([1, 2, 3, 3], (1,), 100 * (1 / 3 + (1 / 4 + 1 / 4 + 1 / 2) / 3)),
+        ([1, 2, 3, 3], (2,), 100 * (2 / 3 + (1 / 2 + 1 / 2 + 5 / 6) / 3)),
+    ],
+)
+def test_a_random_rankings_rsum_is_computed_from_the_test_split(images, ks, expected):
+    test = pd.DataFrame({"image_id": images, "text": [f"t{i}" for i in range(len(images))]})
+    chance = random_ranking_rsum(test, ks)
+    assert chance["chance"] == pytest.approx(expected, abs=0.005)
+    assert chance["test_samples"] == len(images)

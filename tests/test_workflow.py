@@ -157,7 +157,10 @@ def test_tiny_run_prepares_every_task_and_extracts_every_store(tiny_run):
             )
             assert manifest["n_images"] > 0 and manifest["info"]["encoder"] == encoder
     baselines = json.loads((results / "metrics" / "baselines.json").read_text())
-    assert set(baselines) == {t for t, spec in TASKS.items() if spec.kind != "retrieval"}
+    assert set(baselines) == set(TASKS)
+    for task, spec in TASKS.items():  # retrieval: a random ranking's rSum, nothing text-only
+        assert ("text_only" in baselines[task]) == (spec.kind != "retrieval"), task
+        assert 0 < baselines[task]["chance"] < 600, task
     assert "Nothing to be done" in run(["snakemake", "-n"], tiny_run).stdout
 
 

@@ -3,8 +3,7 @@
 Reads the tidy table of runs, each task's ``attention.csv`` and ``ensemble.csv``
 (``analyse_task.py``) and the trivial baselines. Writes under ``--out`` one CSV per analysis
 (``ANALYSES``) and the results table as ``results.md`` and ``results.tex``; and ``--metrics``, a
-DVC metric file: per task the best subset, its gain over its best single encoder, and the
-dominant encoder of the last layer.
+DVC metric file (``headline_metrics``).
 """
 
 from __future__ import annotations
@@ -20,11 +19,13 @@ from ..io import atomic_path, write_json
 from ..settings import existing_path
 from . import stats, tables
 
-# name -> how to compute it from the inputs (runs, attention, ensembles)
+# name -> how to compute it from the inputs (runs, attention, ensembles, baselines)
 ANALYSES = {
     "results": lambda i: stats.results_table(i["runs"]),
     "gains": lambda i: stats.gains(i["runs"]),
     "necessity": lambda i: stats.necessity(i["runs"]),
+    "shapley": lambda i: stats.shapley(i["runs"], i["baselines"]),
+    "synergy": lambda i: stats.synergy(i["runs"], i["baselines"]),
     "masked": lambda i: stats.masked_scores(i["runs"]),
     "masking_vs_retraining": lambda i: stats.masking_vs_retraining(i["runs"]),
     "attention": lambda i: stats.attention_summary(i["attention"]),
@@ -34,7 +35,7 @@ ANALYSES = {
 }
 
 
-def read_inputs(runs: Path, task_folders: list[Path]) -> dict[str, pd.DataFrame]:
+def read_inputs(runs: Path, task_folders: list[Path], baselines: Path | None) -> dict:
     missing = [
         f for f in task_folders for n in ("attention.csv", "ensemble.csv") if not (f / n).exists()
     ]
@@ -44,37 +45,72 @@ def read_inputs(runs: Path, task_folders: list[Path]) -> dict[str, pd.DataFrame]
         "runs": pd.read_csv(runs, dtype={"kept": str, "encoders": str}),
         "attention": pd.concat([pd.read_csv(f / "attention.csv") for f in task_folders]),
         "ensembles": pd.concat([pd.read_csv(f / "ensemble.csv") for f in task_folders]),
+        "baselines": json.loads(baselines.read_text()) if baselines else {},
     }
 
 
 def headline_metrics(results: dict[str, pd.DataFrame]) -> dict:
-    """Per task: the best subset and score, its gain over its best single encoder, and which
-    encoder the text queries of the largest model attend most in its last layer."""
-    summary = {}
-    table, gains, dominant = results["results"], results["gains"], results["dominant"]
-    for task, rows in table.groupby("task"):
-        best = rows.loc[rows["mean"].idxmax()]
-        entry = {"best": best["encoders"], "score": round(float(best["mean"]), 4)}
-        gain = gains[(gains["task"] == task) & (gains["encoders"] == best["encoders"])]
-        if len(gain):
-            entry["gain_over_best_single"] = round(float(gain["gain"].iloc[0]), 4)
-        last = dominant[(dominant["task"] == task) & (dominant["ve_dropout"] == 0)]
-        size = stats.n_encoders(last["encoders"])
-        last = last[size == size.max()]
-        if len(last):
-            entry["dominant_last_layer"] = last.loc[last["layer"].idxmax(), "dominant"]
-        summary[task] = entry
-    return summary
+    """Per task: the best subset by mean and its score; its gain over its best single encoder
+    with the interval, seed count and what they support; each encoder's Shapley value and the
+    pair with the highest synergy in the retraining game; and which encoder the text queries of the
+    largest model attend most in its last layer. Undefined numbers are left out."""
+    return {
+        task: _best(rows, results["gains"])
+        | _game(results["shapley"], results["synergy"], task)
+        | _dominant(results["dominant"], task)
+        for task, rows in results["results"].groupby("task")
+    }
 
 
-def analyse(inputs: dict, baselines: dict, out: Path, metrics: Path) -> None:
+def _best(rows: pd.DataFrame, gains: pd.DataFrame) -> dict:
+    best = rows.loc[rows["mean"].idxmax()]
+    entry = {"best": best["encoders"], "score": _round(best["mean"])}
+    gain = gains[(gains["task"] == best["task"]) & (gains["encoders"] == best["encoders"])]
+    if len(gain):
+        gain = gain.iloc[0]
+        entry |= {f"gain_{k}": _round(gain[k]) for k in ("low", "high") if pd.notna(gain[k])}
+        entry |= {
+            "gain_over_best_single": _round(gain["gain"]),
+            "gain_seeds": int(gain["seeds"]),
+            "gain_verdict": gain["verdict"],
+        }
+    return entry
+
+
+def _game(shapley: pd.DataFrame, synergy: pd.DataFrame, task: str) -> dict:
+    def retraining(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
+        rows = frame[(frame["task"] == task) & (frame["game"] == "retraining")]
+        return rows.dropna(subset=[measure])
+
+    values, pairs = retraining(shapley, "shapley"), retraining(synergy, "synergy")
+    entry = {f"shapley_{r.encoder}": _round(r.shapley) for r in values.itertuples()}
+    if len(pairs):
+        top = pairs.loc[pairs["synergy"].idxmax()]
+        entry |= {"top_synergy_pair": top["pair"], "top_synergy": _round(top["synergy"])}
+    return entry
+
+
+def _dominant(dominant: pd.DataFrame, task: str) -> dict:
+    last = dominant[(dominant["task"] == task) & (dominant["ve_dropout"] == 0)]
+    size = stats.n_encoders(last["encoders"])
+    last = last[size == size.max()]
+    return (
+        {"dominant_last_layer": last.loc[last["layer"].idxmax(), "dominant"]} if len(last) else {}
+    )
+
+
+def _round(value) -> float:
+    return round(float(value), 4)
+
+
+def analyse(inputs: dict, out: Path, metrics: Path) -> None:
     results = {name: compute(inputs) for name, compute in ANALYSES.items()}
     for name, frame in results.items():
         with atomic_path(out / f"{name}.csv") as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6g")
     for suffix, render in (("md", tables.markdown), ("tex", tables.latex)):
         with atomic_path(out / f"results.{suffix}") as tmp:
-            tmp.write_text(render(results["results"], baselines))
+            tmp.write_text(render(results["results"], inputs["baselines"]))
     write_json(metrics, headline_metrics(results))
 
 
@@ -92,7 +128,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for the analysis tables")
     parser.add_argument("--metrics", type=Path, required=True, help="headline metrics JSON")
     args = parser.parse_args(argv)
-    baselines = json.loads(args.baselines.read_text()) if args.baselines else {}
-    analyse(read_inputs(args.runs, args.tasks), baselines, args.out, args.metrics)
+    analyse(read_inputs(args.runs, args.tasks, args.baselines), args.out, args.metrics)
     print(f"wrote {len(ANALYSES)} analyses to {args.out}")
     return 0

@@ -110,8 +110,8 @@ def gain_over_best_single(gains: pd.DataFrame) -> plt.Figure:
         ax.set_title(task)
         ax.set_xlabel(f"gain ({unit(task)} points)")
     figure.suptitle(
-        "Multi-encoder subset minus its best single encoder (mean over seeds, 95% "
-        "bootstrap interval)"
+        "Multi-encoder subset minus its best single encoder (mean over seeds, 95% t-interval; "
+        f"{_seed_counts(gains)})"
     )
     figure.tight_layout()
     return figure
@@ -121,7 +121,8 @@ def necessity_vs_capacity(necessity: pd.DataFrame) -> plt.Figure:
     """Per task, for the model with every encoder: each encoder's necessity (the drop when it is
     masked) against its capacity (its score alone)."""
     rows = _largest(necessity)
-    colours = encoder_colours(rows["encoder"])
+    rows = rows[rows["n_masked"] == 1]
+    colours = encoder_colours(rows["masked"])
     figure, axes = _facets(rows["task"].unique())
     for ax, (task, task_rows) in zip(axes.flat, rows.groupby("task"), strict=False):
         for row in task_rows.itertuples(index=False):
@@ -130,8 +131,8 @@ def necessity_vs_capacity(necessity: pd.DataFrame) -> plt.Figure:
                 row.necessity,
                 yerr=row.necessity_std,
                 fmt="o",
-                color=colours[row.encoder],
-                label=row.encoder,
+                color=colours[row.masked],
+                label=row.masked,
                 capsize=2,
             )
         ax.axhline(0, color="grey", linewidth=0.6)
@@ -141,6 +142,92 @@ def necessity_vs_capacity(necessity: pd.DataFrame) -> plt.Figure:
     _legend(figure, axes)
     figure.tight_layout()
     return figure
+
+
+def shapley_values(shapley: pd.DataFrame) -> plt.Figure:
+    """Per task, each encoder's Shapley value in the retraining game (solid) and in the masking
+    game of the model with every encoder (hatched), with 95% t-intervals over seeds."""
+    rows = shapley[shapley["ve_dropout"] == 0]
+    colours = encoder_colours(rows["encoder"])
+    figure, axes = _facets(rows["task"].unique())
+    for ax, (task, task_rows) in zip(axes.flat, rows.groupby("task"), strict=False):
+        encoders = sorted(task_rows["encoder"].unique())
+        for offset, (game, hatch) in zip((-0.2, 0.2), GAME_HATCHES.items(), strict=True):
+            game_rows = task_rows[task_rows["game"] == game].set_index("encoder").reindex(encoders)
+            error = _error(game_rows["shapley"], game_rows["low"], game_rows["high"])
+            ax.bar(
+                np.arange(len(encoders)) + offset,
+                game_rows["shapley"].fillna(0),
+                width=0.4,
+                yerr=error,
+                color=[colours[e] for e in encoders],
+                hatch=hatch,
+                edgecolor="black",
+                linewidth=0.4,
+                capsize=2,
+                label=game,
+            )
+            _note_undefined(ax, game_rows["note"])
+        ax.set_xticks(range(len(encoders)), encoders)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_title(task)
+        ax.set_ylabel(f"Shapley value ({unit(task)} points)")
+    _legend(figure, axes, title=f"Shapley value by game (95% t-intervals; {_seed_counts(rows)})")
+    figure.tight_layout()
+    return figure
+
+
+def synergy_matrix(synergy: pd.DataFrame) -> plt.Figure:
+    """Per task, each pair's Shapley interaction index: above the diagonal from retraining,
+    below it from masking the model with every encoder (positive: complementary)."""
+    rows = synergy[
+        (synergy["ve_dropout"] == 0) & synergy["pair"].astype(str).str.contains("+", regex=False)
+    ]
+    figure, axes = _facets(rows["task"].unique(), height=2.4)
+    for ax, (task, task_rows) in zip(axes.flat, rows.groupby("task"), strict=False):
+        encoders = sorted({e for pair in task_rows["pair"] for e in pair.split("+")})
+        index = {e: k for k, e in enumerate(encoders)}
+        matrix = np.full((len(encoders), len(encoders)), np.nan)
+        for row in task_rows.itertuples(index=False):
+            i, j = sorted(index[e] for e in row.pair.split("+"))
+            matrix[(i, j) if row.game == "retraining" else (j, i)] = row.synergy
+        limit = np.nanmax(np.abs(matrix)) if np.isfinite(matrix).any() else 1.0
+        image = ax.imshow(matrix, cmap="PuOr_r", vmin=-limit, vmax=limit)
+        for (i, j), value in np.ndenumerate(matrix):
+            if np.isfinite(value):
+                colour = "white" if abs(value) > 0.6 * limit else "black"
+                text = f"{round(value, 1) + 0.0:+.1f}"  # + 0.0: no "-0.0"
+                ax.text(j, i, text, ha="center", va="center", color=colour)
+        _note_undefined(ax, task_rows.loc[task_rows["synergy"].isna(), "note"])
+        ax.set_xticks(range(len(encoders)), encoders)
+        ax.set_yticks(range(len(encoders)), encoders)
+        ax.set_title(task)
+        figure.colorbar(image, ax=ax, label=f"{unit(task)} points", shrink=0.8)
+    figure.suptitle(
+        "Pairwise synergy, Shapley interaction index (above the diagonal: retraining; below: "
+        f"masking; {_seed_counts(rows)})"
+    )
+    figure.tight_layout()
+    return figure
+
+
+GAME_HATCHES = {"retraining": "", "masking": "////"}
+
+
+def _error(mean: pd.Series, low: pd.Series, high: pd.Series) -> np.ndarray:
+    """Asymmetric error bars; none where the interval is undefined (one seed)."""
+    return np.nan_to_num(np.vstack([mean - low, high - mean]), nan=0.0)
+
+
+def _note_undefined(ax, notes: pd.Series) -> None:
+    note = next((n for n in notes.dropna() if n), "")
+    if note:
+        ax.text(0.5, 0.5, f"undefined: {note}", transform=ax.transAxes, ha="center", fontsize=6)
+
+
+def _seed_counts(rows: pd.DataFrame) -> str:
+    counts = sorted(set(rows["seeds"].astype(int)))
+    return "seeds: " + ", ".join(map(str, counts)) if counts else "no seeds"
 
 
 def masking_vs_retraining(table: pd.DataFrame) -> plt.Figure:
@@ -320,6 +407,8 @@ FIGURES = {
     "results_heatmap": (results_heatmap, "results"),
     "gain_over_best_single": (gain_over_best_single, "gains"),
     "necessity_vs_capacity": (necessity_vs_capacity, "necessity"),
+    "shapley_values": (shapley_values, "shapley"),
+    "synergy_matrix": (synergy_matrix, "synergy"),
     "masking_vs_retraining": (masking_vs_retraining, "masking_vs_retraining"),
     "attention_per_layer": (attention_per_layer, "attention"),
     "ensemble_vs_fusion": (ensemble_vs_fusion, "ensemble"),

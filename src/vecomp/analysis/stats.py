@@ -5,11 +5,18 @@ split, kept, metric, value, parameters) and, where it needs the trained models, 
 tables of ``analyse_task.py``. Scores are each task's headline test metric (VQA accuracy, accuracy,
 retrieval rSum); means and standard deviations are over seeds.
 
+Intervals are 95% Student-t intervals of the mean over seeds (``over_seeds``), printed beside
+their seed count; they need two seeds. A difference is called positive or negative (``verdict``)
+only when the interval excludes zero *and* at least ``MIN_SEEDS_FOR_A_CLAIM`` seeds back it:
+two seeds give an interval, but no claim.
+
 - ``results_table``: every subset's mean ± std and parameter count; the best subset per task.
-- ``gains``: each multi-encoder subset against the best single encoder in it (paired by seed,
-  with a bootstrap interval over seeds).
-- ``necessity``: per multi-encoder model and encoder, the drop when that encoder is masked at
-  inference (necessity) beside the encoder's score alone (capacity).
+- ``gains``: each multi-encoder subset against the best single encoder in it (paired by seed).
+- ``necessity``: per multi-encoder model and masked group of its encoders (one or several), the
+  drop when the group is masked at inference, beside a single encoder's score alone (capacity).
+- ``shapley`` and ``synergy``: each encoder's exact Shapley value and each pair's Shapley
+  interaction index (``games.py``) in the retraining game and in the masking game of the model
+  with every encoder, the empty subset valued by ``empty_value``.
 - ``masking_vs_retraining``: a model with encoders masked against the model retrained on the
   encoders that were kept.
 - ``masked_scores``: every model under every masking (the training-time dropout comparison).
@@ -24,12 +31,16 @@ Every analysis but the last reads the standard sweep only (``sweep_scores``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
 
 from ..data.registry import get_task
 from ..kinds import get_kind
 from .collect import plain, standard
+from .games import interaction_index, missing, pairs, shapley_values
 
 GAIN_COLUMNS = [
     "task",
@@ -41,9 +52,10 @@ GAIN_COLUMNS = [
     "low",
     "high",
     "seeds",
+    "verdict",
 ]
-BOOTSTRAP_SAMPLES = 2000
-SEED = 0  # the bootstrap's generator: the tables are identical on every rerun
+CONFIDENCE = 0.95
+MIN_SEEDS_FOR_A_CLAIM = 3
 
 
 def headline_metric(task: str) -> str:
@@ -84,24 +96,50 @@ def results_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table[[*columns, "best"]]
 
 
-def bootstrap_interval(values: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
-    """95% percentile interval of the mean of ``values`` resampled with replacement."""
-    draws = rng.choice(values, size=(BOOTSTRAP_SAMPLES, len(values)), replace=True).mean(1)
-    low, high = np.percentile(draws, [2.5, 97.5])
-    return float(low), float(high)
+def t_interval(values: np.ndarray) -> tuple[float, float]:
+    """The 95% Student-t interval of the mean of ``values`` (NaN below two values)."""
+    n = len(values)
+    if n < 2:
+        return float("nan"), float("nan")
+    half = scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * np.std(values, ddof=1) / np.sqrt(n)
+    return float(np.mean(values) - half), float(np.mean(values) + half)
+
+
+def verdict(low: float, high: float, seeds: int) -> str:
+    """What the interval supports: positive, negative, not shown, or no claim at all."""
+    if seeds == 0:
+        return "undefined"
+    if seeds < MIN_SEEDS_FOR_A_CLAIM:
+        return "too few seeds"
+    if low > 0:
+        return "positive"
+    return "negative" if high < 0 else "not shown"
+
+
+def over_seeds(values) -> dict:
+    """mean, low, high, seeds and verdict of per-seed values."""
+    values = np.asarray(values, dtype=float)
+    low, high = t_interval(values)
+    mean = float(values.mean()) if len(values) else float("nan")
+    return {
+        "mean": mean,
+        "low": low,
+        "high": high,
+        "seeds": len(values),
+        "verdict": verdict(low, high, len(values)),
+    }
 
 
 def gains(runs: pd.DataFrame) -> pd.DataFrame:
     """Each multi-encoder subset against the best single encoder in it (by mean over seeds).
 
     The gain is paired by seed (subset's score minus that encoder's score with the same seed);
-    ``low``/``high`` bound its mean with a bootstrap over seeds.
+    ``low``/``high`` bound its mean (``over_seeds``).
     """
     scores = plain(sweep_scores(runs))
     scores = scores[scores["ve_dropout"] == 0]
     by_seed = scores.pivot_table(index=["task", "seed"], columns="encoders", values="value")
     means = by_seed.groupby(level="task").mean()
-    rng = np.random.default_rng(SEED)
     rows = []
     for (task, subset), _ in scores.groupby(["task", "encoders"]):
         members = subset.split("+")
@@ -109,7 +147,7 @@ def gains(runs: pd.DataFrame) -> pd.DataFrame:
             continue
         best = max(members, key=lambda e: means.loc[task, e])
         paired = (by_seed.loc[task, subset] - by_seed.loc[task, best]).dropna().to_numpy()
-        low, high = bootstrap_interval(paired, rng)
+        summary = over_seeds(paired)
         rows.append(
             {
                 "task": task,
@@ -117,10 +155,8 @@ def gains(runs: pd.DataFrame) -> pd.DataFrame:
                 "best_single": best,
                 "subset_mean": means.loc[task, subset],
                 "single_mean": means.loc[task, best],
-                "gain": paired.mean(),
-                "low": low,
-                "high": high,
-                "seeds": len(paired),
+                "gain": summary.pop("mean"),
+                **summary,
             }
         )
     return pd.DataFrame(rows, columns=GAIN_COLUMNS)
@@ -134,15 +170,19 @@ def capacity(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def necessity(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per multi-encoder model and encoder: the drop when it alone is masked, and its capacity."""
+    """Per multi-encoder model and masked group of its encoders: the drop when the group is
+    masked (necessity, mean ± std over seeds), and a single masked encoder's capacity.
+
+    Groups show what one-at-a-time masking hides: two encoders that carry the same information
+    each cost little when masked alone and a lot together.
+    """
     scores = sweep_scores(runs)
     multi = scores[n_encoders(scores["encoders"]) > 1]
     full = plain(multi).set_index(["task", "encoders", "seed", "ve_dropout"])["value"]
     rows = []
     for row in multi.itertuples(index=False):
-        members, kept = row.encoders.split("+"), row.kept.split("+")
-        removed = sorted(set(members) - set(kept))
-        if len(removed) != 1:
+        removed = sorted(set(row.encoders.split("+")) - set(row.kept.split("+")))
+        if not removed:
             continue
         key = (row.task, row.encoders, row.seed, row.ve_dropout)
         rows.append(
@@ -150,17 +190,101 @@ def necessity(runs: pd.DataFrame) -> pd.DataFrame:
                 "task": row.task,
                 "encoders": row.encoders,
                 "ve_dropout": row.ve_dropout,
+                "masked": "+".join(removed),
+                "n_masked": len(removed),
                 "seed": row.seed,
-                "encoder": removed[0],
                 "drop": full[key] - row.value,
             }
         )
-    keys = ["task", "encoders", "ve_dropout", "encoder"]
+    keys = ["task", "encoders", "ve_dropout", "masked", "n_masked"]
     drops = pd.DataFrame(rows, columns=[*keys, "seed", "drop"])
-    table = drops.groupby(keys)["drop"].agg(["mean", "std"]).reset_index().fillna({"std": 0.0})
-    table = table.rename(columns={"mean": "necessity", "std": "necessity_std"})
-    alone = capacity(runs)[["task", "encoder", "mean"]].rename(columns={"mean": "capacity"})
-    return table.merge(alone, on=["task", "encoder"], how="left")
+    table = drops.groupby(keys)["drop"].agg(["mean", "std", "count"]).reset_index()
+    table = table.fillna({"std": 0.0}).rename(
+        columns={"mean": "necessity", "std": "necessity_std", "count": "seeds"}
+    )
+    alone = capacity(runs)[["task", "encoder", "mean"]]
+    alone = alone.rename(columns={"encoder": "masked", "mean": "capacity"})
+    return table.merge(alone, on=["task", "masked"], how="left")
+
+
+def empty_value(baselines: dict, task: str) -> float | None:
+    """The score of the empty subset: the task's text-only baseline (``vecomp baselines``), or
+    for retrieval, which no rule can do without the image, a random ranking's expected rSum."""
+    entry = baselines.get(task, {})
+    return entry.get("text_only", entry.get("chance"))
+
+
+def encoder_games(runs: pd.DataFrame, baselines: dict) -> Iterator[tuple[dict, list, dict]]:
+    """Per task, the retraining game and the masking game of its model with every encoder (one
+    per VE-dropout): ``(key, players, {seed: {subset: score}})``."""
+    scores = sweep_scores(runs)
+    for task, rows in scores.groupby("task"):
+        members = rows["encoders"].str.split("+").map(frozenset)
+        players = sorted(frozenset().union(*members))
+        empty = empty_value(baselines, task)
+        retrained = rows[(rows["kept"] == rows["encoders"]) & (rows["ve_dropout"] == 0)]
+        key = {"task": task, "game": "retraining", "ve_dropout": 0.0}
+        yield key, players, _games_by_seed(retrained, "encoders", empty)
+        full = rows[members == frozenset(players)]
+        for ve_dropout, model in full.groupby("ve_dropout"):
+            key = {"task": task, "game": "masking", "ve_dropout": ve_dropout}
+            yield key, players, _games_by_seed(model, "kept", empty)
+
+
+def _games_by_seed(rows: pd.DataFrame, subset: str, empty: float | None) -> dict[int, dict]:
+    games = {}
+    for seed, group in rows.groupby("seed"):
+        game = {
+            frozenset(s.split("+")): v for s, v in zip(group[subset], group["value"], strict=True)
+        }
+        if empty is not None:
+            game[frozenset()] = empty
+        games[seed] = game
+    return games
+
+
+def _complete(players: list, games: dict) -> tuple[list[dict], str]:
+    """The games that value every subset, and why there are none when there are none."""
+    complete = [game for game in games.values() if not missing(players, game)]
+    if complete or not games:
+        return complete, "" if complete else "no runs"
+    gaps = missing(players, next(iter(games.values())))
+    if frozenset() in gaps:
+        return [], "no text-only baseline values the empty subset (pass --baselines)"
+    return [], "the sweep lacks " + ", ".join("+".join(sorted(s)) for s in gaps)
+
+
+def shapley(runs: pd.DataFrame, baselines: dict) -> pd.DataFrame:
+    """task, game, ve_dropout, encoder, shapley, low, high, seeds, verdict, note: each encoder's
+    exact Shapley value per seed, summarised over seeds (NaN with a note when undefined)."""
+    rows = []
+    for key, players, games in encoder_games(runs, baselines):
+        complete, note = _complete(players, games)
+        per_seed = [shapley_values(players, game) for game in complete]
+        for encoder in players:
+            values = [seed_values[encoder] for seed_values in per_seed]
+            rows.append(_measured(key, {"encoder": encoder}, "shapley", values, note))
+    return pd.DataFrame(rows)
+
+
+def synergy(runs: pd.DataFrame, baselines: dict) -> pd.DataFrame:
+    """task, game, ve_dropout, pair, synergy, low, high, seeds, verdict, note: each pair's
+    Shapley interaction index per seed, summarised over seeds (positive: complementary,
+    negative: redundant); a sweep of one encoder has no pair and says so."""
+    rows = []
+    for key, players, games in encoder_games(runs, baselines):
+        complete, note = _complete(players, games)
+        if len(players) < 2:
+            rows.append(_measured(key, {"pair": ""}, "synergy", [], "one encoder: no pair"))
+        for i, j in pairs(players):
+            values = [interaction_index(players, game, i, j) for game in complete]
+            rows.append(_measured(key, {"pair": f"{i}+{j}"}, "synergy", values, note))
+    return pd.DataFrame(rows)
+
+
+def _measured(key: dict, label: dict, measure: str, values: list, note: str) -> dict:
+    summary = over_seeds(values)
+    return {**key, **label, measure: summary.pop("mean"), **summary, "note": note}
 
 
 def masked_scores(runs: pd.DataFrame) -> pd.DataFrame:

@@ -10,6 +10,12 @@ For every classification task, on the test split:
   type's majority for texts never seen in train) -- the strongest rule that ignores the image.
 VQAv2 is scored with VQA accuracy against the ten answers (with the metric options its
 ``labels.json`` records), the rest with exact match (x100).
+
+For every retrieval task, ``chance``: the expected rSum of a uniformly random ranking of the
+test split (no rule can rank images without them), under the hit rule of
+``vecomp.metrics.tasks.retrieval_recall``: a text's query hits at K when its image is among the
+first K of N images (K/N); an image's query when any of its m captions is among the first K of
+T texts (1 - C(T-m, K) / C(T, K)).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from math import comb
 from pathlib import Path
 
 import pandas as pd
@@ -80,6 +87,28 @@ def text_baselines(
     }
 
 
+def random_ranking_rsum(test: pd.DataFrame, ks: tuple[int, ...] = (1, 5, 10)) -> dict:
+    """Expected Recall@K of a random ranking in both directions, summed (one row per caption,
+    ``image_id`` its image)."""
+    captions = test.groupby("image_id").size().to_numpy()
+    n_images, n_texts = len(captions), len(test)
+    text_to_image = [min(1.0, k / n_images) for k in ks]
+    image_to_text = [
+        sum(_any_in_first(k, int(m), n_texts) for m in captions) / n_images for k in ks
+    ]
+    return {
+        "chance": round(100 * (sum(text_to_image) + sum(image_to_text)), 2),
+        "test_samples": n_texts,
+    }
+
+
+def _any_in_first(k: int, m: int, n: int) -> float:
+    """Probability that a random order of ``n`` items has one of ``m`` marked ones in its first
+    ``k``."""
+    k = min(k, n)
+    return 1 - comb(n - m, k) / comb(n, k)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vecomp baselines", description=__doc__)
     parser.add_argument(
@@ -87,17 +116,19 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         nargs="+",
         required=True,
-        help="prepared task folders (retrieval tasks are skipped)",
+        help="prepared task folders",
     )
     parser.add_argument("--out", type=Path, required=True, help="metrics JSON")
     args = parser.parse_args(argv)
     results = {}
     for folder in args.prepared:
         task = folder.name
+        test = pd.read_parquet(folder / "test.parquet")
         if not get_kind(get_task(task).kind).has_labels:
+            results[task] = random_ranking_rsum(test)
+            print(task, results[task])
             continue
         train = pd.read_parquet(folder / "train.parquet")
-        test = pd.read_parquet(folder / "test.parquet")
         metric = json.loads((folder / "labels.json").read_text()).get("metric", {})
         results[task] = text_baselines(task, train, test, metric)
         print(task, results[task])
