@@ -43,6 +43,23 @@ def test_probe_questions_are_fixed_texts_answered_by_one_kind_of_information():
     assert {i.answer for t in templates.values() for i in t(without)} == {"no"}
 
 
+@pytest.mark.parametrize(
+    ("objects", "answer"),
+    [
+        ((RED_CIRCLE,), "no"),  # both: not either-or
+        ((BLUE_SQUARE,), "no"),  # neither
+        ((SceneObject("circle", "blue", "small", 0.5, 0.5),), "yes"),  # a circle, nothing red
+        ((SceneObject("cross", "red", "small", 0.5, 0.5), BLUE_SQUARE), "yes"),  # red, no circle
+    ],
+)
+def test_the_either_or_probe_needs_colour_and_shape_together(objects, answer):
+    (question,) = probe_templates("gqa", ["color_xor_shape"])["probe_color_xor_shape"](
+        _scene(*objects)
+    )
+    assert question.text == "Is there either a red object or a circle, but not both?"
+    assert question.answer == answer
+
+
 def test_snli_probes_are_neutral_only_where_an_occluder_may_hide_the_object():
     (hypothesis,) = probe_templates("snli_ve", ["shape"])["probe_shape"](_scene(BLUE_SQUARE))
     assert (hypothesis.text, hypothesis.answer) == ("There is a circle.", "contradiction")

@@ -1,10 +1,16 @@
 """Probe questions for the planted-complementarity validation (``config/validation.yaml``).
 
-Each probe asks about one kind of information only, always with the same words: colour ("Is
+Each probe asks about fixed kinds of information, always with the same words: colour ("Is
 there a red object?"), shape ("Is there a circle?") or position ("Is there an object in the top
 left corner?"). Its answer is a property of the whole scene, so an encoder that sees that kind
-of information answers it and no other encoder can. A task built from, say, the colour and shape
-probes needs exactly the colour and shape encoders: the analyses must find that.
+of information answers it and no other encoder can (with a fixed number of objects per scene:
+otherwise a probe's token count, one per object, tells how crowded the scene is, which the
+answers depend on). A task built from, say, the colour and shape probes needs exactly the colour
+and shape encoders, and each answers its own questions: their contributions add up.
+
+``color_xor_shape`` ("Is there either a red object or a circle, but not both?") needs the
+colour and shape encoders *together*: either alone tells nothing about the answer. It plants
+synergy, where the pair's gain is more than the sum of its parts.
 
 ``data.synthetic.probes: {task: [kind, ...]}`` replaces a task's study templates with these.
 """
@@ -21,13 +27,27 @@ from .statements import _hyp, _label
 CORNER = 0.4  # "the top left corner": centre within 0.4 of the image side from both edges
 
 # kind -> (what the probe names, whether the scene has it). Each holds for about half of the
-# scenes of 2-5 objects (red 44%, circle 57%, corner 47%), so no answer prior helps much.
+# validation's scenes of three objects (red 43%, circle 51%, corner 42%, either red or circle
+# but not both 49%), so no answer prior helps much.
+def _red(scene: Scene) -> bool:
+    return bool(scene.find(color="red"))
+
+
+def _circle(scene: Scene) -> bool:
+    return bool(scene.find(shape="circle"))
+
+
+def _top_left(scene: Scene) -> bool:
+    return any(o.x < CORNER and o.y < CORNER for o in scene.visible)
+
+
 PROBES: dict[str, tuple[str, Callable[[Scene], bool]]] = {
-    "color": ("a red object", lambda scene: bool(scene.find(color="red"))),
-    "shape": ("a circle", lambda scene: bool(scene.find(shape="circle"))),
-    "position": (
-        "an object in the top left corner",
-        lambda scene: any(o.x < CORNER and o.y < CORNER for o in scene.visible),
+    "color": ("a red object", _red),
+    "shape": ("a circle", _circle),
+    "position": ("an object in the top left corner", _top_left),
+    "color_xor_shape": (
+        "either a red object or a circle, but not both",
+        lambda scene: _red(scene) != _circle(scene),
     ),
 }
 PROBED_TASKS = ("vqav2", "gqa", "snli_ve")
