@@ -15,7 +15,7 @@ from tests.fusion_fixtures import toy_task
 from tests.test_fusion_model import _batch, _config
 from vecomp import cli
 from vecomp.analysis import analyse_task, stats, tables
-from vecomp.analysis.analyse import ANALYSES, analyse
+from vecomp.analysis.analyse import ANALYSES, TASK_TABLES, analyse
 from vecomp.analysis.analyse_task import Ensemble, attention_mass
 from vecomp.analysis.collect import standard
 from vecomp.analysis.figures import FIGURES
@@ -161,6 +161,55 @@ def test_synergy_of_both_games_from_the_sweep():
     assert set(table["seeds"]) == {2} and set(table["verdict"]) == {"too few seeds"}
 
 
+def test_cur_and_ig_are_the_relative_drop_when_masked_and_its_spread():
+    # grid+patch scores 55, 58; 30, 34 with grid masked; 45, 47 with patch masked
+    table = stats.utilization(_runs()).set_index(["measure", "encoder"])["value"]
+    grid = (100 * 25 / 55 + 100 * 24 / 58) / 2  # 45.45% and 41.38%
+    patch = (100 * 10 / 55 + 100 * 11 / 58) / 2  # 18.18% and 18.97%
+    assert table[("CUR", "grid")] == pytest.approx(grid)
+    assert table[("CUR", "patch")] == pytest.approx(patch)
+    assert table[("IG", "")] == pytest.approx(grid - patch)  # max - min, per seed, then mean
+
+
+def test_effective_rank_alone_and_in_the_model_with_every_encoder(tmp_path):
+    ranks = pd.read_csv(_task_tables(tmp_path / "gqa") / "effective_rank.csv")
+    table = stats.effective_ranks(ranks).set_index("encoder")
+    assert table.loc["grid", "alone"] == 20.5 and table.loc["grid", "joint"] == 22.5
+    assert table.loc["patch", "alone"] == 10.5 and table.loc["patch", "joint"] == 8.5
+    assert set(table["seeds"]) == {2}
+
+
+def test_pair_signals_set_each_cheap_signal_beside_the_synergy_share(tmp_path):
+    folder = _task_tables(tmp_path / "gqa")
+    similarity = pd.read_csv(folder / "similarity.csv")
+    ranks = pd.read_csv(folder / "effective_rank.csv")
+    (row,) = stats.pair_signals(_runs(), TEXT_ONLY, similarity, ranks).itertuples()
+    # full model 56.5, text-only 30: gain 26.5; synergy -6.5; weaker encoder patch 42
+    assert row.synergy == -6.5 and row.synergy_share == pytest.approx(-6.5 / 26.5)
+    assert row.capacity == pytest.approx((42 - 30) / 26.5)
+    assert row.effective_rank == (20.5 + 10.5) / 2 and row.cka == 0.4
+
+
+def test_predictors_are_spearman_correlations_undefined_below_three_pairs():
+    signals = pd.DataFrame(
+        {
+            "task": "gqa",
+            "pair": ["a+b", "a+c", "b+c", "a+d"],
+            "cka": [0.1, 0.2, 0.3, 0.4],
+            "mutual_knn": [0.4, 0.3, 0.2, 0.1],
+            "capacity": [0.5, 0.5, 0.5, 0.5],
+            "effective_rank": [1.0, 2.0, float("nan"), float("nan")],
+            "synergy_share": [1.0, 2.0, 4.0, 3.0],
+        }
+    )
+    table = stats.predictors(signals).set_index("signal")
+    # ranks of the synergy: 1 2 4 3; rho = 1 - 6 * sum(d^2) / (n (n^2 - 1)) = 1 - 6*2/60 = 0.8
+    assert table.loc["cka", "rho"] == pytest.approx(0.8)
+    assert table.loc["mutual_knn", "rho"] == pytest.approx(-0.8)
+    assert pd.isna(table.loc["capacity", "rho"]) and "constant" in table.loc["capacity", "note"]
+    assert pd.isna(table.loc["effective_rank", "rho"]) and table.loc["effective_rank", "pairs"] == 2
+
+
 def test_retrieval_values_the_empty_subset_at_a_random_ranking():
     assert stats.empty_value({"coco_retrieval": {"chance": 62.2}}, "coco_retrieval") == 62.2
     assert stats.empty_value({"gqa": {"chance": 41, "text_only": 42}}, "gqa") == 42
@@ -254,7 +303,7 @@ def test_analyse_task_reads_the_features_as_its_runs_were_trained(tmp_path, monk
         task="gqa",
         prepared=paths["prepared"],
         text=paths["text"],
-        store=[f"sees_a={stores['sees_a']}"],
+        store=[f"{name}={paths['stores'][name]}" for name in ("sees_a", "sees_b")],
         runs=tmp_path / "run",
         samples=8,
         device="cpu",
@@ -263,6 +312,12 @@ def test_analyse_task_reads_the_features_as_its_runs_were_trained(tmp_path, monk
     assert cli.main(args) == 0
     assert preloads == [preload]
     assert (tmp_path / "analysis" / "attention.csv").exists()
+    similarity = pd.read_csv(tmp_path / "analysis" / "similarity.csv").iloc[0]
+    assert similarity["pair"] == "sees_a+sees_b" and similarity["images"] == 8
+    assert 0 <= similarity["cka"] <= 1 and similarity["k"] == 7
+    (rank,) = pd.read_csv(tmp_path / "analysis" / "effective_rank.csv").itertuples()
+    assert rank.encoder == "sees_a" and rank.tokens == 8 * 4  # 8 images x 4 tokens
+    assert 1 <= rank.effective_rank <= 16  # at most the model width
 
 
 def _task_tables(folder):
@@ -297,16 +352,36 @@ def _task_tables(folder):
         }
     )
     ensemble.to_csv(folder / "ensemble.csv", index=False)
+    pd.DataFrame(
+        [
+            {
+                "pair": "grid+patch",
+                "cka": 0.4,
+                "mutual_knn": 0.3,
+                "images": 60,
+                "k": 10,
+                "task": "gqa",
+            }
+        ]
+    ).to_csv(folder / "similarity.csv", index=False)
+    pd.DataFrame(
+        [
+            {"task": "gqa", "encoders": model, "seed": s, "ve_dropout": 0.0, "encoder": e,
+             "effective_rank": rank + s, "tokens": 100}
+            for s in (0, 1)
+            for model, e, rank in (
+                ("grid", "grid", 20.0), ("patch", "patch", 10.0),
+                ("grid+patch", "grid", 22.0), ("grid+patch", "patch", 8.0),
+            )
+        ]
+    ).to_csv(folder / "effective_rank.csv", index=False)  # fmt: skip
     return folder
 
 
 def test_analyse_writes_every_table_the_results_table_and_headline_metrics(tmp_path):
-    inputs = {
-        "runs": _runs(),
-        "attention": pd.read_csv(_task_tables(tmp_path / "gqa") / "attention.csv"),
-        "ensembles": pd.read_csv(tmp_path / "gqa" / "ensemble.csv"),
-        "baselines": TEXT_ONLY,
-    }
+    folder = _task_tables(tmp_path / "gqa")
+    inputs = {name: pd.read_csv(folder / f"{name}.csv") for name in TASK_TABLES}
+    inputs |= {"runs": _runs(), "baselines": TEXT_ONLY}
     analyse(inputs, tmp_path / "out", tmp_path / "metrics.json")
     for name in ANALYSES:
         assert len(pd.read_csv(tmp_path / "out" / f"{name}.csv")), name
@@ -324,6 +399,7 @@ def test_analyse_writes_every_table_the_results_table_and_headline_metrics(tmp_p
         "shapley_patch": 8.75,
         "top_synergy_pair": "grid+patch",
         "top_synergy": -6.5,
+        "information_gap": pytest.approx((100 * 15 / 55 + 100 * 13 / 58) / 2, abs=1e-4),
         "dominant_last_layer": "grid",
     }
     ensemble = pd.read_csv(tmp_path / "out" / "ensemble.csv").iloc[0]
@@ -414,7 +490,11 @@ def test_figures_of_a_sweep_without_multi_encoder_or_dropout_runs_say_so():
                         "per_token",
                     ]
                 ),
-                "ensembles": pd.DataFrame(columns=["task", "encoders", "seed", "metric", "value"]),
+                "ensemble": pd.DataFrame(columns=["task", "encoders", "seed", "metric", "value"]),
+                "similarity": pd.DataFrame(columns=["task", "pair", "cka", "mutual_knn"]),
+                "effective_rank": pd.DataFrame(
+                    columns=["task", "encoders", "seed", "ve_dropout", "encoder", "effective_rank"]
+                ),
                 "baselines": TEXT_ONLY,
             }
         )

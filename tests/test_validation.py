@@ -60,7 +60,7 @@ def analysis(tmp_path_factory):
     work = copy_project(tmp_path_factory.mktemp("validation"), CONFIG)
     run(["snakemake", "--cores", "2"], work)
     folder = work / "results" / "analysis"
-    names = ("results", "gains", "necessity", "attention", "shapley", "synergy")
+    names = ("results", "gains", "necessity", "attention", "shapley", "synergy", "pair_signals")
     tables = {name: pd.read_csv(folder / f"{name}.csv") for name in names}
     tables["baselines"] = json.loads((work / "results/metrics/baselines.json").read_text())
     return tables
@@ -163,3 +163,12 @@ def test_the_text_attends_to_the_needed_encoder_more_than_to_the_unneeded_ones(a
     per_block = text.groupby(["task", "block"])["per_token"].mean()  # over layers
     for colour in encoders_seeing("color"):
         assert per_block[("snli_ve", "shape")] > per_block[("snli_ve", colour)], colour
+
+
+@pytest.mark.slow
+def test_the_twins_features_are_identical_to_the_similarity_measures(analysis):
+    signals = analysis["pair_signals"]
+    twins = signals[signals.pair == group(encoders_seeing("color"))]
+    assert len(twins) == len(needed_kinds())  # one row per task
+    assert twins["cka"].tolist() == pytest.approx([1.0] * len(twins))
+    assert twins["mutual_knn"].tolist() == pytest.approx([1.0] * len(twins))

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from vecomp import provenance
-from vecomp.analysis.analyse import ANALYSES
+from vecomp.analysis.analyse import ANALYSES, TASK_TABLES
 from vecomp.analysis.figures import FIGURES
 from vecomp.config import validate_config
 from vecomp.data import registry
@@ -209,7 +209,7 @@ def encoder_weights(wildcards):
 
 # ------------------------------------------------------------------ analysis
 ANALYSIS = config["analysis"]
-ANALYSIS_FILES = ["attention.csv", "ensemble.csv"]
+ANALYSIS_FILES = [f"{name}.csv" for name in TASK_TABLES]
 
 
 def task_runs(task):

@@ -19,32 +19,43 @@ from ..io import atomic_path, write_json
 from ..settings import existing_path
 from . import stats, tables
 
-# name -> how to compute it from the inputs (runs, attention, ensembles, baselines)
+# the tables `vecomp analyse-task` writes in each task's folder (``analyse_task.py``)
+TASK_TABLES = ("attention", "ensemble", "similarity", "effective_rank")
+# name -> how to compute it from the inputs (runs, baselines and the task tables)
 ANALYSES = {
     "results": lambda i: stats.results_table(i["runs"]),
     "gains": lambda i: stats.gains(i["runs"]),
     "necessity": lambda i: stats.necessity(i["runs"]),
     "shapley": lambda i: stats.shapley(i["runs"], i["baselines"]),
     "synergy": lambda i: stats.synergy(i["runs"], i["baselines"]),
+    "utilization": lambda i: stats.utilization(i["runs"]),
+    "effective_rank": lambda i: stats.effective_ranks(i["effective_rank"]),
+    "pair_signals": lambda i: _pair_signals(i),
+    "predictors": lambda i: stats.predictors(_pair_signals(i)),
     "masked": lambda i: stats.masked_scores(i["runs"]),
     "masking_vs_retraining": lambda i: stats.masking_vs_retraining(i["runs"]),
     "attention": lambda i: stats.attention_summary(i["attention"]),
     "dominant": lambda i: stats.dominant_encoders(stats.attention_summary(i["attention"])),
-    "ensemble": lambda i: stats.ensemble_vs_fusion(i["runs"], i["ensembles"]),
+    "ensemble": lambda i: stats.ensemble_vs_fusion(i["runs"], i["ensemble"]),
     "parameters": lambda i: stats.parameter_control(i["runs"]),
 }
 
 
+def _pair_signals(inputs: dict) -> pd.DataFrame:
+    keys = ("runs", "baselines", "similarity", "effective_rank")
+    return stats.pair_signals(*(inputs[key] for key in keys))
+
+
 def read_inputs(runs: Path, task_folders: list[Path], baselines: Path | None) -> dict:
-    missing = [
-        f for f in task_folders for n in ("attention.csv", "ensemble.csv") if not (f / n).exists()
-    ]
+    missing = [f for f in task_folders for n in TASK_TABLES if not (f / f"{n}.csv").exists()]
     if missing:
         raise VecompError(f"{missing[0]} lacks its tables: run `vecomp analyse-task` for it first")
-    return {
+    per_task = {
+        name: pd.concat([pd.read_csv(f / f"{name}.csv") for f in task_folders])
+        for name in TASK_TABLES
+    }
+    return per_task | {
         "runs": pd.read_csv(runs, dtype={"kept": str, "encoders": str}),
-        "attention": pd.concat([pd.read_csv(f / "attention.csv") for f in task_folders]),
-        "ensembles": pd.concat([pd.read_csv(f / "ensemble.csv") for f in task_folders]),
         "baselines": json.loads(baselines.read_text()) if baselines else {},
     }
 
@@ -52,14 +63,29 @@ def read_inputs(runs: Path, task_folders: list[Path], baselines: Path | None) ->
 def headline_metrics(results: dict[str, pd.DataFrame]) -> dict:
     """Per task: the best subset by mean and its score; its gain over its best single encoder
     with the interval, seed count and what they support; each encoder's Shapley value and the
-    pair with the highest synergy in the retraining game; and which encoder the text queries of the
-    largest model attend most in its last layer. Undefined numbers are left out."""
-    return {
+    pair with the highest synergy in the retraining game; the information gap (IG) of the model
+    with every encoder; and which encoder the text queries of the largest model attend most in
+    its last layer. Across tasks: each cheap signal's rank correlation with the synergy.
+    Undefined numbers are left out."""
+    per_task = {
         task: _best(rows, results["gains"])
         | _game(results["shapley"], results["synergy"], task)
+        | _information_gap(results["utilization"], task)
         | _dominant(results["dominant"], task)
         for task, rows in results["results"].groupby("task")
     }
+    rho = {row.signal: _round(row.rho) for row in results["predictors"].dropna().itertuples()}
+    return per_task | ({"synergy_predictors_rho": rho} if rho else {})
+
+
+def _information_gap(utilization: pd.DataFrame, task: str) -> dict:
+    gaps = utilization[
+        (utilization["task"] == task)
+        & (utilization["measure"] == "IG")
+        & (utilization["ve_dropout"] == 0)
+    ]
+    gaps = gaps[stats.n_encoders(gaps["encoders"]) == stats.n_encoders(gaps["encoders"]).max()]
+    return {"information_gap": _round(gaps["value"].iloc[0])} if len(gaps) else {}
 
 
 def _best(rows: pd.DataFrame, gains: pd.DataFrame) -> dict:

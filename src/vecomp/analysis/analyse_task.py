@@ -13,12 +13,18 @@ store), then every run's checkpoint, and writes two tidy tables under ``--out``:
 - ``ensemble.csv``: for every multi-encoder subset and seed, the test metrics of the average of
   that seed's single-encoder models (VE-dropout 0): their probabilities (matching scores for
   retrieval) averaged, then scored with the same evaluator as any run.
+- ``similarity.csv``: for every pair of encoders, the linear CKA and mutual k-NN alignment of
+  their features (each image's tokens averaged) over the first ``--samples`` distinct test
+  images, straight from the stores: no model involved (``similarity.py``).
+- ``effective_rank.csv``: for each run and encoder, the effective rank of the encoder's tokens
+  after the run's projection into the model width, over the real tokens of those images.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from itertools import combinations
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,14 +34,17 @@ from torch import nn
 
 from ..devices import autocast, pick_device
 from ..errors import VecompError
-from ..fusion.data import TaskData, add_task_data_arguments, to_device
+from ..fusion.data import IMAGE_COLUMNS, TaskData, add_task_data_arguments, to_device
 from ..fusion.evaluate import evaluate
 from ..fusion.train import load_checkpoint
 from ..io import atomic_path
 from ..kinds import get_kind
 from ..settings import add_setting, json_setting
+from .analyse import TASK_TABLES
+from .similarity import effective_rank, linear_cka, mutual_knn
 
 QUERIES = ("text", "pooled")
+NEIGHBOURS = 10  # k of the mutual k-NN alignment (Huh et al. 2024 use 10)
 PROBABILITIES = {  # a task kind's outputs as probabilities (``TaskKind.probabilities``)
     "sigmoid": torch.sigmoid,
     "softmax": lambda logits: logits.softmax(-1),
@@ -85,6 +94,52 @@ def attention_mass(model, batch: dict) -> pd.DataFrame:
                     }
                 )
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ representations
+def sample_images(data: TaskData, samples: int) -> dict[str, dict[str, torch.Tensor]]:
+    """Every encoder's tokens (as the runs read them) for the first ``samples`` distinct test
+    images."""
+    test = data.split("test")
+    images = dict.fromkeys(i for column in IMAGE_COLUMNS if column in test for i in test[column])
+    return data.visual.batch(list(images)[:samples])
+
+
+def similarity_rows(visual: dict[str, dict[str, torch.Tensor]]) -> list[dict]:
+    """Linear CKA and mutual k-NN alignment of every pair of encoders' mean-pooled tokens."""
+    pooled = {name: _mean_token(block) for name, block in visual.items()}
+    images = len(next(iter(pooled.values())))
+    k = min(NEIGHBOURS, images - 1)
+    return [
+        {
+            "pair": f"{a}+{b}",
+            "cka": linear_cka(pooled[a], pooled[b]),
+            "mutual_knn": mutual_knn(pooled[a], pooled[b], k) if k > 0 else float("nan"),
+            "images": images,
+            "k": k,
+        }
+        for a, b in combinations(sorted(pooled), 2)
+    ]
+
+
+def _mean_token(block: dict[str, torch.Tensor]) -> torch.Tensor:
+    mask = block["mask"].unsqueeze(-1).float()
+    return (block["tokens"].float() * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+@torch.no_grad()
+def projected_ranks(model, visual: dict[str, dict[str, torch.Tensor]]) -> list[dict]:
+    """Per encoder of the run: the effective rank of its real tokens after the projection into
+    the model width (before the fusion layers see them)."""
+    rows = []
+    for name in model.fusion.config.encoders:
+        block = visual[name]
+        projected = model.fusion.visual[name].project(block["tokens"].float())
+        tokens = projected[block["mask"]]
+        rows.append(
+            {"encoder": name, "effective_rank": effective_rank(tokens), "tokens": len(tokens)}
+        )
+    return rows
 
 
 # ------------------------------------------------------------------ ensembles
@@ -189,24 +244,36 @@ def analyse_task(task, prepared, text, stores, folders, samples, out, options, d
     preload = all(run["preload"] for run in runs.values())
     data = TaskData(task, prepared, text, stores, pool_grid_of(runs), preload=preload)
     batch = to_device(_sample_batch(data, samples), device)
-    attention = []
+    images = sample_images(data, samples)
+    attention, ranks = [], []
     with autocast(device):
         for folder, run in runs.items():
             model = load_model(folder).to(device)
-            labels = {"task": task, "encoders": "+".join(run["encoders"]), "seed": run["seed"]}
-            attention.append(
-                attention_mass(model, batch).assign(**labels, ve_dropout=run["ve_dropout"])
-            )
+            labels = {
+                "task": task,
+                "encoders": "+".join(run["encoders"]),
+                "seed": run["seed"],
+                "ve_dropout": run["ve_dropout"],
+            }
+            attention.append(attention_mass(model, batch).assign(**labels))
+            ranks += [labels | row for row in projected_ranks(model, to_device(images, device))]
         ensembles = ensemble_rows(runs, data, options, device)
-    columns = ["task", "encoders", "seed", "ve_dropout", "layer", "query", "block"]
+    run_columns = ["task", "encoders", "seed", "ve_dropout"]
+    columns = [*run_columns, "layer", "query", "block"]
     attention = pd.concat(attention, ignore_index=True)
-    attention = attention[[*columns, "mass", "per_token"]].sort_values(columns, kind="stable")
-    ensembles = pd.DataFrame(ensembles, columns=["task", "encoders", "seed", "metric", "value"])
-    ensembles = ensembles.sort_values(["encoders", "seed"], kind="stable")
-    with atomic_path(out / "attention.csv") as tmp:
-        attention.to_csv(tmp, index=False)
-    with atomic_path(out / "ensemble.csv") as tmp:
-        ensembles.to_csv(tmp, index=False)
+    tables = {
+        "attention": attention[[*columns, "mass", "per_token"]].sort_values(columns, kind="stable"),
+        "ensemble": pd.DataFrame(
+            ensembles, columns=["task", "encoders", "seed", "metric", "value"]
+        ).sort_values(["encoders", "seed"], kind="stable"),
+        "similarity": pd.DataFrame(
+            similarity_rows(images), columns=["pair", "cka", "mutual_knn", "images", "k"]
+        ).assign(task=task),
+        "effective_rank": pd.DataFrame(ranks).sort_values([*run_columns, "encoder"], kind="stable"),
+    }
+    for name in TASK_TABLES:
+        with atomic_path(out / f"{name}.csv") as tmp:
+            tables[name].to_csv(tmp, index=False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 from ..errors import VecompError  # noqa: E402
 from ..io import atomic_path  # noqa: E402
 from ..settings import existing_path  # noqa: E402
-from .stats import headline_metric  # noqa: E402
+from .stats import SIGNALS, headline_metric  # noqa: E402
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442"]
 BLOCK_COLOURS = {"text": "#000000", "cls": "#999999"}
@@ -206,6 +206,29 @@ def synergy_matrix(synergy: pd.DataFrame) -> plt.Figure:
     figure.suptitle(
         "Pairwise synergy, Shapley interaction index (above the diagonal: retraining; below: "
         f"masking; {_seed_counts(rows)})"
+    )
+    figure.tight_layout()
+    return figure
+
+
+def similarity_vs_synergy(signals: pd.DataFrame) -> plt.Figure:
+    """One panel per cheap signal (``stats.SIGNALS``): each pair of encoders on each task, the
+    signal against the pair's synergy as a share of the full model's gain over the empty subset."""
+    names = list(SIGNALS)
+    if signals.empty:  # a sweep of one encoder: no pair
+        return _facets([])[0]
+    figure, axes = plt.subplots(1, len(names), figsize=(PAGE, 2.0), squeeze=False, sharey=True)
+    colours = dict(zip(sorted(signals["task"].unique()), OKABE_ITO * 2, strict=False))
+    for ax, name in zip(axes.flat, names, strict=True):
+        for task, rows in signals.groupby("task"):
+            ax.scatter(rows[name], rows["synergy_share"], color=colours[task], label=task, s=14)
+        ax.axhline(0, color="grey", linewidth=0.6)
+        ax.set_xlabel(name.replace("_", " "))
+    axes[0, 0].set_ylabel("synergy / full model's gain")
+    _legend(
+        figure,
+        axes,
+        title="Can a cheap signal pick the complementary pair? (Spearman: predictors.csv)",
     )
     figure.tight_layout()
     return figure
@@ -409,6 +432,7 @@ FIGURES = {
     "necessity_vs_capacity": (necessity_vs_capacity, "necessity"),
     "shapley_values": (shapley_values, "shapley"),
     "synergy_matrix": (synergy_matrix, "synergy"),
+    "similarity_vs_synergy": (similarity_vs_synergy, "pair_signals"),
     "masking_vs_retraining": (masking_vs_retraining, "masking_vs_retraining"),
     "attention_per_layer": (attention_per_layer, "attention"),
     "ensemble_vs_fusion": (ensemble_vs_fusion, "ensemble"),

@@ -35,7 +35,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
-from scipy import stats as scipy_stats
 
 from ..data.registry import get_task
 from ..kinds import get_kind
@@ -98,6 +97,8 @@ def results_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def t_interval(values: np.ndarray) -> tuple[float, float]:
     """The 95% Student-t interval of the mean of ``values`` (NaN below two values)."""
+    from scipy import stats as scipy_stats  # here: scipy.stats takes 0.6 s to import
+
     n = len(values)
     if n < 2:
         return float("nan"), float("nan")
@@ -285,6 +286,114 @@ def synergy(runs: pd.DataFrame, baselines: dict) -> pd.DataFrame:
 def _measured(key: dict, label: dict, measure: str, values: list, note: str) -> dict:
     summary = over_seeds(values)
     return {**key, **label, measure: summary.pop("mean"), **summary, "note": note}
+
+
+def utilization(runs: pd.DataFrame) -> pd.DataFrame:
+    """CUR and IG of arXiv 2507.03262 (Wang et al., ICLR 2026, Sec. "How can we quantify encoder
+    redundancy?"), in percent, per multi-encoder model and VE-dropout, summarised over seeds:
+
+    - conditional utilization rate ``u(E_i) = (acc(all) - acc(all without E_i)) / acc(all)``,
+      the relative drop when encoder ``i`` alone is masked (``measure`` CUR, per ``encoder``);
+    - information gap ``max_i u(E_i) - min_j u(E_j)``, how unevenly the model uses its
+      encoders (``measure`` IG, no encoder).
+    """
+    scores = sweep_scores(runs)
+    multi = scores[n_encoders(scores["encoders"]) > 1]
+    full = plain(multi).set_index(["task", "encoders", "ve_dropout", "seed"])["value"]
+    rates = []
+    for row in multi.itertuples(index=False):
+        removed = sorted(set(row.encoders.split("+")) - set(row.kept.split("+")))
+        if len(removed) == 1:
+            whole = full[(row.task, row.encoders, row.ve_dropout, row.seed)]
+            rate = 100 * (whole - row.value) / whole if whole else float("nan")
+            rates.append(row._asdict() | {"encoder": removed[0], "cur": rate})
+    keys = ["task", "encoders", "ve_dropout"]
+    rows = []
+    for key_values, model in pd.DataFrame(rates, columns=[*keys, "seed", "encoder", "cur"]).groupby(
+        keys
+    ):
+        key = dict(zip(keys, key_values, strict=True))
+        for encoder, encoder_rows in model.groupby("encoder"):
+            values = encoder_rows.sort_values("seed")["cur"].tolist()
+            rows.append(_measured(key, {"measure": "CUR", "encoder": encoder}, "value", values, ""))
+        gaps = model.groupby("seed")["cur"].agg(lambda cur: cur.max() - cur.min())
+        rows.append(_measured(key, {"measure": "IG", "encoder": ""}, "value", gaps.tolist(), ""))
+    return pd.DataFrame(rows)
+
+
+def effective_ranks(ranks: pd.DataFrame) -> pd.DataFrame:
+    """task, encoder, alone, joint, seeds: the effective rank of each encoder's projected tokens
+    in its single-encoder model and in the model with every encoder (VE-dropout 0), as
+    arXiv 2606.03879 compares them; means over seeds."""
+    ranks = ranks[ranks["ve_dropout"] == 0]
+    size = n_encoders(ranks["encoders"])
+    largest = size == size.groupby(ranks["task"]).transform("max")
+    keys = ["task", "encoder"]
+    alone = ranks[size == 1].groupby(keys)["effective_rank"].agg(["mean", "count"])
+    joint = ranks[largest & (size > 1)].groupby(keys)["effective_rank"].mean().rename("joint")
+    table = alone.rename(columns={"mean": "alone", "count": "seeds"}).join(joint, how="left")
+    return table.reset_index()[["task", "encoder", "alone", "joint", "seeds"]]
+
+
+# the cheap signals of a pair, each a column of ``pair_signals``: what it is
+SIGNALS = {
+    "cka": "linear CKA of the two encoders' mean-pooled features (stores only)",
+    "mutual_knn": "mutual k-NN alignment of the same features (stores only)",
+    "capacity": "the weaker encoder's score alone, as a share of the full model's gain",
+    "effective_rank": "the two encoders' mean effective rank of projected tokens, alone",
+}
+
+
+def pair_signals(
+    runs: pd.DataFrame, baselines: dict, similarity: pd.DataFrame, ranks: pd.DataFrame
+) -> pd.DataFrame:
+    """Per task and pair: each cheap signal (``SIGNALS``) beside the measured synergy of the
+    retraining game, also as ``synergy_share``: a share of what the model with every encoder
+    gains over the empty subset, so tasks with different metrics pool."""
+    measured = synergy(runs, baselines)
+    measured = measured[measured["game"] == "retraining"].set_index(["task", "pair"])["synergy"]
+    results = results_table(runs)
+    full = results.loc[results.groupby("task")["n_encoders"].idxmax()].set_index("task")["mean"]
+    alone = capacity(runs).set_index(["task", "encoder"])["mean"]
+    rank = effective_ranks(ranks).set_index(["task", "encoder"])["alone"]
+    rows = []
+    for row in similarity.itertuples(index=False):
+        a, b = row.pair.split("+")
+        empty = empty_value(baselines, row.task)
+        gain = full.get(row.task, np.nan) - (np.nan if empty is None else empty)
+        weaker = min(alone.get((row.task, a), np.nan), alone.get((row.task, b), np.nan))
+        value = measured.get((row.task, row.pair), np.nan)
+        rows.append(
+            {
+                "task": row.task,
+                "pair": row.pair,
+                "cka": row.cka,
+                "mutual_knn": row.mutual_knn,
+                "capacity": (weaker - (np.nan if empty is None else empty)) / gain,
+                "effective_rank": np.mean([rank.get((row.task, e), np.nan) for e in (a, b)]),
+                "synergy": value,
+                "synergy_share": value / gain,
+            }
+        )
+    return pd.DataFrame(rows, columns=["task", "pair", *SIGNALS, "synergy", "synergy_share"])
+
+
+def predictors(signals: pd.DataFrame) -> pd.DataFrame:
+    """signal, rho, p_value, pairs, note: Spearman's rank correlation, over every task and pair,
+    between each cheap signal and the measured synergy share (undefined below three pairs)."""
+    from scipy import stats as scipy_stats  # here: scipy.stats takes 0.6 s to import
+
+    rows = []
+    for signal in SIGNALS:
+        both = signals[[signal, "synergy_share"]].dropna()
+        row = {"signal": signal, "rho": np.nan, "p_value": np.nan, "pairs": len(both), "note": ""}
+        if len(both) < 3 or (both.nunique() < 2).any():
+            row["note"] = "fewer than three pairs with both values, or one of them constant"
+        else:
+            result = scipy_stats.spearmanr(both[signal], both["synergy_share"])
+            row |= {"rho": float(result.statistic), "p_value": float(result.pvalue)}
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def masked_scores(runs: pd.DataFrame) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from .statements import _hyp, _label
 
 CORNER = 0.4  # "the top left corner": centre within 0.4 of the image side from both edges
 
+
 # kind -> (what the probe names, whether the scene has it). Each holds for about half of the
 # validation's scenes of three objects (red 43%, circle 51%, corner 42%, either red or circle
 # but not both 49%), so no answer prior helps much.
