@@ -161,6 +161,22 @@ def test_synergy_of_both_games_from_the_sweep():
     assert set(table["seeds"]) == {2} and set(table["verdict"]) == {"too few seeds"}
 
 
+def test_ranking_agreement_compares_the_two_games_orders_of_the_encoders():
+    shapley = pd.DataFrame(
+        {
+            "task": "gqa",
+            "ve_dropout": 0.0,
+            "game": ["retraining"] * 3 + ["masking"] * 3,
+            "encoder": ["a", "b", "c"] * 2,
+            "shapley": [3.0, 2.0, 1.0, 1.0, 3.0, 2.0],
+        }
+    )
+    # pairs (a,b) discordant, (a,c) discordant, (b,c) concordant: tau = (1 - 2) / 3
+    assert stats.ranking_agreement(shapley, "gqa") == pytest.approx(-1 / 3)
+    retraining_only = shapley[shapley["game"] == "retraining"]
+    assert pd.isna(stats.ranking_agreement(retraining_only, "gqa"))
+
+
 def test_cur_and_ig_are_the_relative_drop_when_masked_and_its_spread():
     # grid+patch scores 55, 58; 30, 34 with grid masked; 45, 47 with patch masked
     table = stats.utilization(_runs()).set_index(["measure", "encoder"])["value"]
@@ -400,6 +416,7 @@ def test_analyse_writes_every_table_the_results_table_and_headline_metrics(tmp_p
         "top_synergy_pair": "grid+patch",
         "top_synergy": -6.5,
         "information_gap": pytest.approx((100 * 15 / 55 + 100 * 13 / 58) / 2, abs=1e-4),
+        "shapley_rank_tau": 1.0,  # both games rank grid above patch
         "dominant_last_layer": "grid",
     }
     ensemble = pd.read_csv(tmp_path / "out" / "ensemble.csv").iloc[0]

@@ -63,9 +63,10 @@ def read_inputs(runs: Path, task_folders: list[Path], baselines: Path | None) ->
 def headline_metrics(results: dict[str, pd.DataFrame]) -> dict:
     """Per task: the best subset by mean and its score; its gain over its best single encoder
     with the interval, seed count and what they support; each encoder's Shapley value and the
-    pair with the highest synergy in the retraining game; the information gap (IG) of the model
-    with every encoder; and which encoder the text queries of the largest model attend most in
-    its last layer. Across tasks: each cheap signal's rank correlation with the synergy.
+    pair with the highest synergy in the retraining game; how far masking ranks the encoders as
+    retraining does (Kendall's tau of their Shapley values); the information gap (IG) of the
+    model with every encoder; and which encoder the text queries of the largest model attend
+    most in its last layer. Across tasks: each cheap signal's rank correlation with the synergy.
     Undefined numbers are left out."""
     per_task = {
         task: _best(rows, results["gains"])
@@ -110,6 +111,9 @@ def _game(shapley: pd.DataFrame, synergy: pd.DataFrame, task: str) -> dict:
 
     values, pairs = retraining(shapley, "shapley"), retraining(synergy, "synergy")
     entry = {f"shapley_{r.encoder}": _round(r.shapley) for r in values.itertuples()}
+    tau = stats.ranking_agreement(shapley, task)
+    if pd.notna(tau):
+        entry["shapley_rank_tau"] = _round(tau)
     if len(pairs):
         top = pairs.loc[pairs["synergy"].idxmax()]
         entry |= {"top_synergy_pair": top["pair"], "top_synergy": _round(top["synergy"])}
