@@ -89,7 +89,6 @@ PREPARED_FILES = [
     "labels.json",
     "report.json",
 ]
-LABELLED_TASKS = [t for t in TASK_NAMES if get_kind(registry.get_task(t).kind).has_labels]
 
 
 # Targets of each phase: `snakemake <phase rule>` runs one phase (DVC stages do exactly that).
@@ -110,10 +109,7 @@ def feature_targets():
 
 
 def prepare_targets():
-    targets = [p for t in TASK_NAMES for p in prepared(t)]
-    if LABELLED_TASKS:
-        targets.append("results/metrics/baselines.json")
-    return targets
+    return [p for t in TASK_NAMES for p in prepared(t)] + ["results/metrics/baselines.json"]
 
 
 def download_source(wildcards):

@@ -96,7 +96,7 @@ rule prepare:
 
 rule baselines:
     input:
-        [f"results/prepared/{t}/test.parquet" for t in LABELLED_TASKS],
+        [f"results/prepared/{t}/test.parquet" for t in TASK_NAMES],
     output:
         "results/metrics/baselines.json",
     log:
