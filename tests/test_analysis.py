@@ -14,8 +14,8 @@ from tests.cli_args import vecomp_args
 from tests.fusion_fixtures import toy_task
 from tests.test_fusion_model import _batch, _config
 from vecomp import cli
-from vecomp.analysis import analyse_task, stats, tables
-from vecomp.analysis.analyse import ANALYSES, TASK_TABLES, analyse
+from vecomp.analysis import TASK_TABLES, analyse_task, stats, tables
+from vecomp.analysis.analyse import ANALYSES, analyse
 from vecomp.analysis.analyse_task import Ensemble, attention_mass
 from vecomp.analysis.collect import standard
 from vecomp.analysis.figures import FIGURES

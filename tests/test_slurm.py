@@ -31,8 +31,12 @@ from tests.workflow_helpers import ROOT, copy_project, run, tool_env, tree_diges
 
 CORES = str(os.cpu_count() or 1)
 # What the README adds for a small node: no job or group asks for more cores than the node has
-# (--cores caps both on a cluster too), and the short jobs are polled every 5 s.
-DEMO_OPTIONS = ["--cores", CORES, "--slurm-init-seconds-before-status-checks", "5"]
+# (--cores caps both on a cluster too), and the short jobs are polled soon and often.
+DEMO_OPTIONS = [
+    *("--cores", CORES),
+    *("--slurm-init-seconds-before-status-checks", "5"),
+    *("--seconds-between-status-checks", "2"),
+]
 
 
 def workflow_rules() -> dict[str, str]:

@@ -181,8 +181,9 @@ def test_tiny_run_trains_the_whole_sweep_and_collects_it(tiny_run):
 
 @pytest.mark.slow
 def test_tiny_run_ends_with_the_analyses_figures_and_a_report(tiny_run, tmp_path):
-    from vecomp.analysis.analyse import ANALYSES
+    from vecomp.analysis.analyse import ACROSS_TASKS, ANALYSES
     from vecomp.analysis.figures import FIGURES
+    from vecomp.analysis.stats import SIGNALS
 
     results = tiny_run / "results"
     for name in ANALYSES:
@@ -191,7 +192,12 @@ def test_tiny_run_ends_with_the_analyses_figures_and_a_report(tiny_run, tmp_path
         assert (results / "figures" / f"{name}.png").exists(), name
         assert (results / "figures" / f"{name}.pdf").exists(), name
     metrics = json.loads((results / "metrics" / "analysis.json").read_text())
-    assert set(metrics) == set(TASKS) and all("best" in m for m in metrics.values())
+    assert set(metrics) == {*TASKS, ACROSS_TASKS}
+    encoders = yaml.safe_load(TINY.read_text())["encoders"]
+    for task in TASKS:  # the sweep has every subset and baselines.json every task
+        assert "best" in metrics[task], task
+        assert {f"shapley_{e}" for e in encoders} <= set(metrics[task]), task
+    assert set(metrics[ACROSS_TASKS]) == {f"synergy_rho_{signal}" for signal in SIGNALS}
     assert "**" in (results / "analysis" / "results.md").read_text()  # the best marked
     report = tmp_path / "report.html"
     run(["snakemake", "--report", str(report)], tiny_run)

@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 from vecomp import provenance
-from vecomp.analysis.analyse import ANALYSES, TASK_TABLES
+from vecomp.analysis import TASK_TABLES
+from vecomp.analysis.analyse import ANALYSES
 from vecomp.analysis.figures import FIGURES
 from vecomp.config import validate_config
 from vecomp.data import registry

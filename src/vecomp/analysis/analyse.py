@@ -17,10 +17,8 @@ import pandas as pd
 from ..errors import VecompError
 from ..io import atomic_path, write_json
 from ..settings import existing_path
-from . import stats, tables
+from . import TASK_TABLES, stats, tables
 
-# the tables `vecomp analyse-task` writes in each task's folder (``analyse_task.py``)
-TASK_TABLES = ("attention", "ensemble", "similarity", "effective_rank")
 # name -> how to compute it from the inputs (runs, baselines and the task tables)
 ANALYSES = {
     "results": lambda i: stats.results_table(i["runs"]),
@@ -60,6 +58,9 @@ def read_inputs(runs: Path, task_folders: list[Path], baselines: Path | None) ->
     }
 
 
+ACROSS_TASKS = "across_tasks"  # analysis.json's entry beside the tasks'
+
+
 def headline_metrics(results: dict[str, pd.DataFrame]) -> dict:
     """Per task: the best subset by mean and its score; its gain over its best single encoder
     with the interval, seed count and what they support; each encoder's Shapley value and the
@@ -75,8 +76,11 @@ def headline_metrics(results: dict[str, pd.DataFrame]) -> dict:
         | _dominant(results["dominant"], task)
         for task, rows in results["results"].groupby("task")
     }
-    rho = {row.signal: _round(row.rho) for row in results["predictors"].dropna().itertuples()}
-    return per_task | ({"synergy_predictors_rho": rho} if rho else {})
+    rho = {
+        f"synergy_rho_{row.signal}": _round(row.rho)
+        for row in results["predictors"].dropna(subset=["rho"]).itertuples()
+    }
+    return per_task | ({ACROSS_TASKS: rho} if rho else {})
 
 
 def _information_gap(utilization: pd.DataFrame, task: str) -> dict:

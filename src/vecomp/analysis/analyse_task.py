@@ -40,7 +40,7 @@ from ..fusion.train import load_checkpoint
 from ..io import atomic_path
 from ..kinds import get_kind
 from ..settings import add_setting, json_setting
-from .analyse import TASK_TABLES
+from . import TASK_TABLES
 from .similarity import effective_rank, linear_cka, mutual_knn
 
 QUERIES = ("text", "pooled")
