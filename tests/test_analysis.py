@@ -14,7 +14,7 @@ from tests.cli_args import vecomp_args
 from tests.fusion_fixtures import toy_task
 from tests.test_fusion_model import _batch, _config
 from vecomp import cli
-from vecomp.analysis import TASK_TABLES, analyse_task, stats, tables
+from vecomp.analysis import TASK_TABLES, analyse_task, complementarity, stats, tables
 from vecomp.analysis.analyse import ANALYSES, analyse
 from vecomp.analysis.analyse_task import Ensemble, attention_mass
 from vecomp.analysis.collect import standard
@@ -142,7 +142,7 @@ TEXT_ONLY = {"gqa": {"text_only": 30.0}}
 
 
 def test_shapley_values_of_both_games_from_the_sweep():
-    table = stats.shapley(_runs(), TEXT_ONLY).set_index(["game", "encoder"])["shapley"]
+    table = complementarity.shapley(_runs(), TEXT_ONLY).set_index(["game", "encoder"])["shapley"]
     assert table.to_dict() == pytest.approx(
         {
             ("retraining", "grid"): 17.75,
@@ -154,7 +154,7 @@ def test_shapley_values_of_both_games_from_the_sweep():
 
 
 def test_synergy_of_both_games_from_the_sweep():
-    table = stats.synergy(_runs(), TEXT_ONLY).set_index(["game", "pair"])
+    table = complementarity.synergy(_runs(), TEXT_ONLY).set_index(["game", "pair"])
     assert table["synergy"].to_dict() == pytest.approx(
         {("retraining", "grid+patch"): -6.5, ("masking", "grid+patch"): 8.5}
     )
@@ -172,14 +172,14 @@ def test_ranking_agreement_compares_the_two_games_orders_of_the_encoders():
         }
     )
     # pairs (a,b) discordant, (a,c) discordant, (b,c) concordant: tau = (1 - 2) / 3
-    assert stats.ranking_agreement(shapley, "gqa") == pytest.approx(-1 / 3)
+    assert complementarity.ranking_agreement(shapley, "gqa") == pytest.approx(-1 / 3)
     retraining_only = shapley[shapley["game"] == "retraining"]
-    assert pd.isna(stats.ranking_agreement(retraining_only, "gqa"))
+    assert pd.isna(complementarity.ranking_agreement(retraining_only, "gqa"))
 
 
 def test_cur_and_ig_are_the_relative_drop_when_masked_and_its_spread():
     # grid+patch scores 55, 58; 30, 34 with grid masked; 45, 47 with patch masked
-    table = stats.utilization(_runs()).set_index(["measure", "encoder"])["value"]
+    table = complementarity.utilization(_runs()).set_index(["measure", "encoder"])["value"]
     grid = (100 * 25 / 55 + 100 * 24 / 58) / 2  # 45.45% and 41.38%
     patch = (100 * 10 / 55 + 100 * 11 / 58) / 2  # 18.18% and 18.97%
     assert table[("CUR", "grid")] == pytest.approx(grid)
@@ -189,7 +189,7 @@ def test_cur_and_ig_are_the_relative_drop_when_masked_and_its_spread():
 
 def test_effective_rank_alone_and_in_the_model_with_every_encoder(tmp_path):
     ranks = pd.read_csv(_task_tables(tmp_path / "gqa") / "effective_rank.csv")
-    table = stats.effective_ranks(ranks).set_index("encoder")
+    table = complementarity.effective_ranks(ranks).set_index("encoder")
     assert table.loc["grid", "alone"] == 20.5 and table.loc["grid", "joint"] == 22.5
     assert table.loc["patch", "alone"] == 10.5 and table.loc["patch", "joint"] == 8.5
     assert set(table["seeds"]) == {2}
@@ -199,7 +199,7 @@ def test_pair_signals_set_each_cheap_signal_beside_the_synergy_share(tmp_path):
     folder = _task_tables(tmp_path / "gqa")
     similarity = pd.read_csv(folder / "similarity.csv")
     ranks = pd.read_csv(folder / "effective_rank.csv")
-    (row,) = stats.pair_signals(_runs(), TEXT_ONLY, similarity, ranks).itertuples()
+    (row,) = complementarity.pair_signals(_runs(), TEXT_ONLY, similarity, ranks).itertuples()
     # full model 56.5, text-only 30: gain 26.5; synergy -6.5; weaker encoder patch 42
     assert row.synergy == -6.5 and row.synergy_share == pytest.approx(-6.5 / 26.5)
     assert row.capacity == pytest.approx((42 - 30) / 26.5)
@@ -218,7 +218,7 @@ def test_predictors_are_spearman_correlations_undefined_below_three_pairs():
             "synergy_share": [1.0, 2.0, 4.0, 3.0],
         }
     )
-    table = stats.predictors(signals).set_index("signal")
+    table = complementarity.predictors(signals).set_index("signal")
     # ranks of the synergy: 1 2 4 3; rho = 1 - 6 * sum(d^2) / (n (n^2 - 1)) = 1 - 6*2/60 = 0.8
     assert table.loc["cka", "rho"] == pytest.approx(0.8)
     assert table.loc["mutual_knn", "rho"] == pytest.approx(-0.8)
@@ -227,25 +227,27 @@ def test_predictors_are_spearman_correlations_undefined_below_three_pairs():
 
 
 def test_retrieval_values_the_empty_subset_at_a_random_ranking():
-    assert stats.empty_value({"coco_retrieval": {"chance": 62.2}}, "coco_retrieval") == 62.2
-    assert stats.empty_value({"gqa": {"chance": 41, "text_only": 42}}, "gqa") == 42
-    assert stats.empty_value({}, "gqa") is None
+    assert (
+        complementarity.empty_value({"coco_retrieval": {"chance": 62.2}}, "coco_retrieval") == 62.2
+    )
+    assert complementarity.empty_value({"gqa": {"chance": 41, "text_only": 42}}, "gqa") == 42
+    assert complementarity.empty_value({}, "gqa") is None
 
 
 def test_game_measures_say_why_they_are_undefined():
-    no_baseline = stats.shapley(_runs(), {})
+    no_baseline = complementarity.shapley(_runs(), {})
     assert no_baseline["shapley"].isna().all() and set(no_baseline["seeds"]) == {0}
     assert set(no_baseline["note"]) == {
         "no text-only baseline values the empty subset (pass --baselines)"
     }
     runs = _runs()
     lacking = runs[runs["encoders"] != "patch"]
-    retraining = stats.synergy(lacking, TEXT_ONLY).query("game == 'retraining'")
+    retraining = complementarity.synergy(lacking, TEXT_ONLY).query("game == 'retraining'")
     assert retraining["synergy"].isna().all()
     assert set(retraining["note"]) == {"the sweep lacks patch"}
-    alone = stats.synergy(runs[runs["encoders"] == "grid"], TEXT_ONLY)
+    alone = complementarity.synergy(runs[runs["encoders"] == "grid"], TEXT_ONLY)
     assert alone["synergy"].isna().all() and set(alone["note"]) == {"one encoder: no pair"}
-    single = stats.shapley(runs[runs["encoders"] == "grid"], TEXT_ONLY)
+    single = complementarity.shapley(runs[runs["encoders"] == "grid"], TEXT_ONLY)
     assert single["shapley"].tolist() == [21.0, 21.0]  # 51 - 30, in both games
 
 

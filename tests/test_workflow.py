@@ -182,8 +182,8 @@ def test_tiny_run_trains_the_whole_sweep_and_collects_it(tiny_run):
 @pytest.mark.slow
 def test_tiny_run_ends_with_the_analyses_figures_and_a_report(tiny_run, tmp_path):
     from vecomp.analysis.analyse import ACROSS_TASKS, ANALYSES
+    from vecomp.analysis.complementarity import SIGNALS
     from vecomp.analysis.figures import FIGURES
-    from vecomp.analysis.stats import SIGNALS
 
     results = tiny_run / "results"
     for name in ANALYSES:

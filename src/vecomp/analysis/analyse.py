@@ -17,19 +17,19 @@ import pandas as pd
 from ..errors import VecompError
 from ..io import atomic_path, write_json
 from ..settings import existing_path
-from . import TASK_TABLES, stats, tables
+from . import TASK_TABLES, complementarity, stats, tables
 
 # name -> how to compute it from the inputs (runs, baselines and the task tables)
 ANALYSES = {
     "results": lambda i: stats.results_table(i["runs"]),
     "gains": lambda i: stats.gains(i["runs"]),
     "necessity": lambda i: stats.necessity(i["runs"]),
-    "shapley": lambda i: stats.shapley(i["runs"], i["baselines"]),
-    "synergy": lambda i: stats.synergy(i["runs"], i["baselines"]),
-    "utilization": lambda i: stats.utilization(i["runs"]),
-    "effective_rank": lambda i: stats.effective_ranks(i["effective_rank"]),
+    "shapley": lambda i: complementarity.shapley(i["runs"], i["baselines"]),
+    "synergy": lambda i: complementarity.synergy(i["runs"], i["baselines"]),
+    "utilization": lambda i: complementarity.utilization(i["runs"]),
+    "effective_rank": lambda i: complementarity.effective_ranks(i["effective_rank"]),
     "pair_signals": lambda i: _pair_signals(i),
-    "predictors": lambda i: stats.predictors(_pair_signals(i)),
+    "predictors": lambda i: complementarity.predictors(_pair_signals(i)),
     "masked": lambda i: stats.masked_scores(i["runs"]),
     "masking_vs_retraining": lambda i: stats.masking_vs_retraining(i["runs"]),
     "attention": lambda i: stats.attention_summary(i["attention"]),
@@ -41,7 +41,7 @@ ANALYSES = {
 
 def _pair_signals(inputs: dict) -> pd.DataFrame:
     keys = ("runs", "baselines", "similarity", "effective_rank")
-    return stats.pair_signals(*(inputs[key] for key in keys))
+    return complementarity.pair_signals(*(inputs[key] for key in keys))
 
 
 def read_inputs(runs: Path, task_folders: list[Path], baselines: Path | None) -> dict:
@@ -115,7 +115,7 @@ def _game(shapley: pd.DataFrame, synergy: pd.DataFrame, task: str) -> dict:
 
     values, pairs = retraining(shapley, "shapley"), retraining(synergy, "synergy")
     entry = {f"shapley_{r.encoder}": _round(r.shapley) for r in values.itertuples()}
-    tau = stats.ranking_agreement(shapley, task)
+    tau = complementarity.ranking_agreement(shapley, task)
     if pd.notna(tau):
         entry["shapley_rank_tau"] = _round(tau)
     if len(pairs):

@@ -21,7 +21,8 @@ import pandas as pd  # noqa: E402
 from ..errors import VecompError  # noqa: E402
 from ..io import atomic_path  # noqa: E402
 from ..settings import existing_path  # noqa: E402
-from .stats import SIGNALS, headline_metric  # noqa: E402
+from .complementarity import SIGNALS  # noqa: E402
+from .stats import headline_metric  # noqa: E402
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442"]
 BLOCK_COLOURS = {"text": "#000000", "cls": "#999999"}
@@ -212,8 +213,9 @@ def synergy_matrix(synergy: pd.DataFrame) -> plt.Figure:
 
 
 def similarity_vs_synergy(signals: pd.DataFrame) -> plt.Figure:
-    """One panel per cheap signal (``stats.SIGNALS``): each pair of encoders on each task, the
-    signal against the pair's synergy as a share of the full model's gain over the empty subset."""
+    """One panel per cheap signal (``complementarity.SIGNALS``): each pair of encoders on each
+    task, the signal against the pair's synergy as a share of the full model's gain over the
+    empty subset."""
     names = list(SIGNALS)
     if signals.empty:  # a sweep of one encoder: no pair
         return _facets([])[0]
