@@ -244,7 +244,7 @@ def analyse_task(task, prepared, text, stores, folders, samples, out, options, d
     preload = all(run["preload"] for run in runs.values())
     data = TaskData(task, prepared, text, stores, pool_grid_of(runs), preload=preload)
     batch = to_device(_sample_batch(data, samples), device)
-    images = sample_images(data, samples)
+    images = to_device(sample_images(data, samples), device)
     attention, ranks = [], []
     with autocast(device):
         for folder, run in runs.items():
@@ -256,7 +256,7 @@ def analyse_task(task, prepared, text, stores, folders, samples, out, options, d
                 "ve_dropout": run["ve_dropout"],
             }
             attention.append(attention_mass(model, batch).assign(**labels))
-            ranks += [labels | row for row in projected_ranks(model, to_device(images, device))]
+            ranks += [labels | row for row in projected_ranks(model, images)]
         ensembles = ensemble_rows(runs, data, options, device)
     run_columns = ["task", "encoders", "seed", "ve_dropout"]
     columns = [*run_columns, "layer", "query", "block"]
