@@ -15,7 +15,7 @@ from tests.fusion_fixtures import toy_task
 from tests.test_fusion_model import _batch, _config
 from vecomp import cli
 from vecomp.analysis import TASK_TABLES, analyse_task, complementarity, stats, tables
-from vecomp.analysis.analyse import ANALYSES, analyse
+from vecomp.analysis.analyse import ANALYSES, analyse, compute
 from vecomp.analysis.analyse_task import Ensemble, attention_mass
 from vecomp.analysis.collect import standard
 from vecomp.analysis.figures import FIGURES
@@ -199,7 +199,10 @@ def test_pair_signals_set_each_cheap_signal_beside_the_synergy_share(tmp_path):
     folder = _task_tables(tmp_path / "gqa")
     similarity = pd.read_csv(folder / "similarity.csv")
     ranks = pd.read_csv(folder / "effective_rank.csv")
-    (row,) = complementarity.pair_signals(_runs(), TEXT_ONLY, similarity, ranks).itertuples()
+    measured = complementarity.synergy(_runs(), TEXT_ONLY)
+    ranks = complementarity.effective_ranks(ranks)
+    signals = complementarity.pair_signals(_runs(), TEXT_ONLY, similarity, measured, ranks)
+    (row,) = signals.itertuples()
     # full model 56.5, text-only 30: gain 26.5; synergy -6.5; weaker encoder patch 42
     assert row.synergy == -6.5 and row.synergy_share == pytest.approx(-6.5 / 26.5)
     assert row.capacity == pytest.approx((42 - 30) / 26.5)
@@ -492,31 +495,32 @@ def test_analyse_names_a_task_without_its_tables(tmp_path, capsys):
 def test_figures_of_a_sweep_without_multi_encoder_or_dropout_runs_say_so():
     singles = _runs()[lambda r: r.encoders != "grid+patch"]
     empty, undefined = set(), set()  # the figures that say there is nothing to draw
+    tables = compute(
+        {
+            "runs": singles,
+            "attention": pd.DataFrame(
+                columns=[
+                    "task",
+                    "encoders",
+                    "seed",
+                    "ve_dropout",
+                    "layer",
+                    "query",
+                    "block",
+                    "mass",
+                    "per_token",
+                ]
+            ),
+            "ensemble": pd.DataFrame(columns=["task", "encoders", "seed", "metric", "value"]),
+            "similarity": pd.DataFrame(columns=["task", "pair", "cka", "mutual_knn"]),
+            "effective_rank": pd.DataFrame(
+                columns=["task", "encoders", "seed", "ve_dropout", "encoder", "effective_rank"]
+            ),
+            "baselines": TEXT_ONLY,
+        }
+    )
     for name, (plot, table) in FIGURES.items():
-        frame = ANALYSES[table](
-            {
-                "runs": singles,
-                "attention": pd.DataFrame(
-                    columns=[
-                        "task",
-                        "encoders",
-                        "seed",
-                        "ve_dropout",
-                        "layer",
-                        "query",
-                        "block",
-                        "mass",
-                        "per_token",
-                    ]
-                ),
-                "ensemble": pd.DataFrame(columns=["task", "encoders", "seed", "metric", "value"]),
-                "similarity": pd.DataFrame(columns=["task", "pair", "cka", "mutual_knn"]),
-                "effective_rank": pd.DataFrame(
-                    columns=["task", "encoders", "seed", "ve_dropout", "encoder", "effective_rank"]
-                ),
-                "baselines": TEXT_ONLY,
-            }
-        )
+        frame = tables[table]
         figure = plot(frame)
         notes = [t.get_text() for ax in figure.axes for t in ax.texts]
         plt.close(figure)

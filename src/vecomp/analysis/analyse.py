@@ -19,29 +19,35 @@ from ..io import atomic_path, write_json
 from ..settings import existing_path
 from . import TASK_TABLES, complementarity, stats, tables
 
-# name -> how to compute it from the inputs (runs, baselines and the task tables)
+# name -> how to compute it from the inputs (runs, baselines and the task tables) and the
+# analyses above it (``compute``: each computed once, in this order)
 ANALYSES = {
-    "results": lambda i: stats.results_table(i["runs"]),
-    "gains": lambda i: stats.gains(i["runs"]),
-    "necessity": lambda i: stats.necessity(i["runs"]),
-    "shapley": lambda i: complementarity.shapley(i["runs"], i["baselines"]),
-    "synergy": lambda i: complementarity.synergy(i["runs"], i["baselines"]),
-    "utilization": lambda i: complementarity.utilization(i["runs"]),
-    "effective_rank": lambda i: complementarity.effective_ranks(i["effective_rank"]),
-    "pair_signals": lambda i: _pair_signals(i),
-    "predictors": lambda i: complementarity.predictors(_pair_signals(i)),
-    "masked": lambda i: stats.masked_scores(i["runs"]),
-    "masking_vs_retraining": lambda i: stats.masking_vs_retraining(i["runs"]),
-    "attention": lambda i: stats.attention_summary(i["attention"]),
-    "dominant": lambda i: stats.dominant_encoders(stats.attention_summary(i["attention"])),
-    "ensemble": lambda i: stats.ensemble_vs_fusion(i["runs"], i["ensemble"]),
-    "parameters": lambda i: stats.parameter_control(i["runs"]),
+    "results": lambda i, r: stats.results_table(i["runs"]),
+    "gains": lambda i, r: stats.gains(i["runs"]),
+    "necessity": lambda i, r: stats.necessity(i["runs"]),
+    "shapley": lambda i, r: complementarity.shapley(i["runs"], i["baselines"]),
+    "synergy": lambda i, r: complementarity.synergy(i["runs"], i["baselines"]),
+    "utilization": lambda i, r: complementarity.utilization(i["runs"]),
+    "effective_rank": lambda i, r: complementarity.effective_ranks(i["effective_rank"]),
+    "pair_signals": lambda i, r: complementarity.pair_signals(
+        i["runs"], i["baselines"], i["similarity"], r["synergy"], r["effective_rank"]
+    ),
+    "predictors": lambda i, r: complementarity.predictors(r["pair_signals"]),
+    "masked": lambda i, r: stats.masked_scores(i["runs"]),
+    "masking_vs_retraining": lambda i, r: stats.masking_vs_retraining(i["runs"]),
+    "attention": lambda i, r: stats.attention_summary(i["attention"]),
+    "dominant": lambda i, r: stats.dominant_encoders(r["attention"]),
+    "ensemble": lambda i, r: stats.ensemble_vs_fusion(i["runs"], i["ensemble"]),
+    "parameters": lambda i, r: stats.parameter_control(i["runs"]),
 }
 
 
-def _pair_signals(inputs: dict) -> pd.DataFrame:
-    keys = ("runs", "baselines", "similarity", "effective_rank")
-    return complementarity.pair_signals(*(inputs[key] for key in keys))
+def compute(inputs: dict) -> dict[str, pd.DataFrame]:
+    """Every analysis in ``ANALYSES``, in order, each from the inputs and those before it."""
+    results: dict[str, pd.DataFrame] = {}
+    for name, analysis in ANALYSES.items():
+        results[name] = analysis(inputs, results)
+    return results
 
 
 def read_inputs(runs: Path, task_folders: list[Path], baselines: Path | None) -> dict:
@@ -89,7 +95,8 @@ def _information_gap(utilization: pd.DataFrame, task: str) -> dict:
         & (utilization["measure"] == "IG")
         & (utilization["ve_dropout"] == 0)
     ]
-    gaps = gaps[stats.n_encoders(gaps["encoders"]) == stats.n_encoders(gaps["encoders"]).max()]
+    size = stats.n_encoders(gaps["encoders"])
+    gaps = gaps[size == size.max()]
     return {"information_gap": _round(gaps["value"].iloc[0])} if len(gaps) else {}
 
 
@@ -138,7 +145,7 @@ def _round(value) -> float:
 
 
 def analyse(inputs: dict, out: Path, metrics: Path) -> None:
-    results = {name: compute(inputs) for name, compute in ANALYSES.items()}
+    results = compute(inputs)
     for name, frame in results.items():
         with atomic_path(out / f"{name}.csv") as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6g")

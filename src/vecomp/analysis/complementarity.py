@@ -176,17 +176,22 @@ SIGNALS = {
 
 
 def pair_signals(
-    runs: pd.DataFrame, baselines: dict, similarity: pd.DataFrame, ranks: pd.DataFrame
+    runs: pd.DataFrame,
+    baselines: dict,
+    similarity: pd.DataFrame,
+    synergy_table: pd.DataFrame,
+    ranks: pd.DataFrame,
 ) -> pd.DataFrame:
     """Per task and pair: each cheap signal (``SIGNALS``) beside the measured synergy of the
-    retraining game, also as ``synergy_share``: a share of what the model with every encoder
-    gains over the empty subset, so tasks with different metrics pool."""
-    measured = synergy(runs, baselines)
-    measured = measured[measured["game"] == "retraining"].set_index(["task", "pair"])["synergy"]
+    retraining game (``synergy``'s table), also as ``synergy_share``: a share of what the model
+    with every encoder gains over the empty subset, so tasks with different metrics pool.
+    ``ranks`` is ``effective_ranks``'s table."""
+    retraining = synergy_table[synergy_table["game"] == "retraining"]
+    measured = retraining.set_index(["task", "pair"])["synergy"]
     results = results_table(runs)
     full = results.loc[results.groupby("task")["n_encoders"].idxmax()].set_index("task")["mean"]
     alone = capacity(runs).set_index(["task", "encoder"])["mean"]
-    rank = effective_ranks(ranks).set_index(["task", "encoder"])["alone"]
+    rank = ranks.set_index(["task", "encoder"])["alone"]
     rows = []
     for row in similarity.itertuples(index=False):
         a, b = row.pair.split("+")
