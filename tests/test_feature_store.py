@@ -155,6 +155,30 @@ def test_get_batch_normalize(built):
     )
 
 
+def test_a_batch_across_shards_is_bit_for_bit_its_images_read_one_by_one(built, images):
+    """The batch-level read (one gather per shard) against the images read one at a time and
+    padded by hand: float16 values, zero padding (+0.0), the store's own normalisation."""
+    ids = ["img007", "img001", "img004", "img000", "img007", "img002"]  # 4 shards, a repeat
+    mean, std = built.stats()
+    for max_tokens in (None, 3):
+        for normalize in (False, True):
+            batch = built.get_batch(ids, max_tokens, normalize)
+            singles = [built.get(i) for i in ids]
+            longest = max(len(t[:max_tokens]) for t, _ in singles)
+            assert batch["mask"].sum(1).tolist() == [len(t[:max_tokens]) for t, _ in singles]
+            for row, (tokens, boxes) in enumerate(singles):
+                tokens, boxes = tokens[:max_tokens], boxes[:max_tokens]
+                if normalize:
+                    tokens = (tokens - mean) / std
+                assert torch.equal(batch["tokens"][row, : len(tokens)], tokens)
+                assert torch.equal(batch["boxes"][row, : len(boxes)], boxes)
+            assert batch["tokens"].shape == (len(ids), longest, DIM)
+            padding = ~batch["mask"]
+            for key in ("tokens", "boxes"):
+                bits = batch[key][padding].view(torch.int32)
+                assert not bits.any(), f"{key}: padding is not +0.0"
+
+
 def test_in_memory_equals_memory_mapped(built):
     ram = FeatureStore(built.folder, in_memory=True)
     for image_id in built.image_ids:

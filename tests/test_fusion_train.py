@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +18,7 @@ from vecomp import cli
 from vecomp.devices import pick_device
 from vecomp.errors import VecompError
 from vecomp.fusion import train as train_module
-from vecomp.fusion.data import TaskData
+from vecomp.fusion.data import AHEAD, TaskData
 from vecomp.fusion.evaluate import evaluate
 from vecomp.fusion.train import (
     RESUME,
@@ -384,6 +385,71 @@ def test_streaming_from_the_stores_trains_like_preloading(toys, tmp_path):
     first = preloaded["history"][0]["loss"]
     assert streamed["history"][0]["loss"] == pytest.approx(first, rel=1e-3)
     assert streamed["test"]["accuracy"] >= 85 and preloaded["test"]["accuracy"] >= 85
+
+
+def _streamed(paths, **loader) -> TaskData:
+    return TaskData(
+        "gqa", paths["prepared"], paths["text"], paths["stores"], preload=False, **loader
+    )
+
+
+def _epoch(data: TaskData, split: str, seed: int | None) -> list[dict]:
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    return list(data.batches(split, 16, generator))
+
+
+def _same_batches(a, b) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_batches(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same_batches(x, y) for x, y in zip(a, b, strict=True))
+    return a.dtype == b.dtype and torch.equal(a, b)
+
+
+def test_streamed_batches_are_the_same_collated_in_the_loop_ahead_or_in_workers(toys):
+    """A thread collates streamed batches ahead of the loop and DataLoader workers may collate
+    them instead: the batches, in their order, are those the loop would collate itself."""
+    paths = toys["gqa"]
+    ahead, workers = _streamed(paths), _streamed(paths, loader_workers=2)
+    for split, seed in (("train", 3), ("dev", None)):
+        frame = ahead.split(split)
+        if seed is not None:
+            frame = frame.iloc[
+                torch.randperm(len(frame), generator=torch.Generator().manual_seed(seed)).numpy()
+            ]
+        in_loop = [ahead.collate(frame.iloc[i : i + 16]) for i in range(0, len(frame), 16)]
+        assert _same_batches(_epoch(ahead, split, seed), in_loop)
+        assert _same_batches(_epoch(workers, split, seed), in_loop)
+
+
+def test_a_batch_that_fails_ahead_of_the_loop_fails_the_loop_and_stops_the_thread(
+    toys, monkeypatch
+):
+    data, calls = _streamed(toys["gqa"]), []
+    collate = TaskData.collate
+
+    def failing(self, rows):
+        calls.append(len(calls))
+        if len(calls) == 2:
+            raise VecompError("the second batch cannot be read")
+        return collate(self, rows)
+
+    monkeypatch.setattr(TaskData, "collate", failing)
+    batches = data.batches("train", 4, torch.Generator().manual_seed(0))
+    next(batches)
+    with pytest.raises(VecompError, match="second batch"):
+        next(batches)
+    assert len(calls) <= 1 + AHEAD  # nothing past what was already queued ahead
+    assert next(batches, None) is None  # the pass has ended
+
+
+def test_loader_workers_train_the_same_run_as_the_loop(toys, tmp_path):
+    config = TrainConfig(**{**FAST.__dict__, "epochs": 2, "preload_features": False})
+    run = Run("gqa", ENCODERS, 0, 0.0)
+    alone = train_run(run, _streamed(toys["gqa"]), MODEL, config, tmp_path / "a")
+    workers = _streamed(toys["gqa"], loader_workers=1)
+    helped = train_run(run, workers, MODEL, replace(config, loader_workers=1), tmp_path / "b")
+    assert helped == alone
 
 
 def test_a_matched_run_is_widened_to_the_parameter_count_of_the_larger_model(toys, tmp_path):

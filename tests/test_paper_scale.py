@@ -346,8 +346,11 @@ def train_options(paper: dict, task: str, test_images: int) -> dict:
     """
     options = train_settings(paper, task)
     assert options["preload_features"] is False and options["eval_batch_size"] == 512
-    # counts, and torch's own thread count here (paper.yaml's 8 are a cluster job's CPUs)
+    assert options["loader_workers"] > 0  # batches collated in DataLoader processes
+    # counts, and torch's own thread count here (paper.yaml's 8 threads and 4 loader workers are
+    # a cluster job's CPUs; two workers still run the loader's processes on two cores)
     options |= {"epochs": 1, "batch_size": 4 if TASKS[task] == "retrieval" else 2, "threads": 0}
+    options["loader_workers"] = 2
     if TASKS[task] == "retrieval":
         assert options["rerank_top_k"] == 128
         options["rerank_top_k"] = max(1, round(test_images * 128 / 1000))

@@ -65,6 +65,8 @@ def test_a_task_override_changes_only_that_task():
     assert train_settings(config, "coco_retrieval")["rerank_top_k"] == 10  # retrieval reads it
     assert scheduling(config, "gqa") == {"threads": 4, "gpus": 1}
     assert scheduling(config, "vqav2") == {"threads": 2, "gpus": 1}
+    config["task_train"]["vqav2"] = {"loader_workers": 3}  # a job asks for its loader's cores
+    assert scheduling(config, "vqav2") == {"threads": 5, "gpus": 1}
 
 
 def test_a_run_reads_the_pooling_of_its_own_encoders_only():

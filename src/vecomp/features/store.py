@@ -36,7 +36,6 @@ import pyarrow.parquet as pq
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
-from torch.nn.utils.rnn import pad_sequence
 
 from ..errors import VecompError
 from ..io import atomic_path, write_json
@@ -503,15 +502,34 @@ class FeatureStore:
             raise StoreError(f"get_batch: max_tokens must be >= 1 or None, got {max_tokens}")
         if not image_ids:
             raise StoreError(f"get_batch: no image ids given ({self.folder})")
-        rows = [self._rows(image_id, max_tokens) for image_id in image_ids]
-        tokens = pad_sequence([t for t, _ in rows], batch_first=True).float()  # [B, T, D]
-        boxes = pad_sequence([b for _, b in rows], batch_first=True).float()  # [B, T, 4]
-        lengths = torch.tensor([len(t) for t, _ in rows])  # [B]
-        mask = torch.arange(tokens.shape[1]) < lengths[:, None]  # [B, T]
+        shards, starts, lengths = self._locate(image_ids, max_tokens)
+        mask = torch.arange(int(lengths.max())) < lengths[:, None]  # [B, T]
+        padding = (~mask).flatten().nonzero().squeeze(1)  # positions in the flat [B * T]
+        rows = (starts[:, None] + torch.arange(mask.shape[1])).flatten().index_fill(0, padding, 0)
+        tokens, boxes = self._gather(shards.repeat_interleave(mask.shape[1]), rows)
+        tokens, boxes = tokens.float(), boxes.float()  # [B * T, D], [B * T, 4]
         if normalize:
-            scaled = (tokens - self._mean) / self._std.clamp_min(_STD_FLOOR)
-            tokens = torch.where(mask[..., None], scaled, 0.0)
+            tokens.sub_(self._mean).div_(self._std.clamp_min(_STD_FLOOR))
+        tokens, boxes = tokens.index_fill_(0, padding, 0.0), boxes.index_fill_(0, padding, 0.0)
+        tokens = tokens.view(*mask.shape, self.dim)  # [B, T, D], zero where ~mask
+        boxes = boxes.view(*mask.shape, 4)
         return {"tokens": tokens, "boxes": boxes, "mask": mask}
+
+    def _gather(self, shards: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """float16 tokens ``[N, D]`` and boxes ``[N, 4]`` of token ``rows[i]`` of shard
+        ``shards[i]``: one ``index_select`` per shard (a batch-level read, 3x faster than a
+        slice per image for 36 x 2048 regions: bench/store_read.py)."""
+        parts = [(k, (shards == k).nonzero().squeeze(1)) for k in shards.unique().tolist()]
+        if len(parts) == 1:
+            source_tokens, source_boxes = self._source(parts[0][0])
+            return source_tokens.index_select(0, rows), source_boxes.index_select(0, rows)
+        tokens = torch.empty(len(rows), self.dim, dtype=STORE_DTYPE)
+        boxes = torch.empty(len(rows), 4, dtype=STORE_DTYPE)
+        for k, where in parts:
+            source_tokens, source_boxes = self._source(k)
+            tokens.index_copy_(0, where, source_tokens.index_select(0, rows[where]))
+            boxes.index_copy_(0, where, source_boxes.index_select(0, rows[where]))
+        return tokens, boxes
 
     def stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-dimension ``mean [D]`` and population ``std [D]`` (float32) over all tokens."""
@@ -642,15 +660,23 @@ class FeatureStore:
             source = self._sources[k] = self._open(k)
         return source
 
-    def _rows(self, image_id: str, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The float16 ``tokens [T, D]`` and ``boxes [T, 4]`` of one image, at most ``limit``."""
+    def _location(self, image_id: str) -> tuple[int, int, int]:
+        """(shard, first token row, token count) of one image."""
         location = self._locations.get(image_id)
         if location is None:
             raise ImageNotFoundError(
                 f"image {image_id!r} is not in the feature store {self.folder} ({len(self)} "
                 "images); check that the store was built for this image pool"
             )
-        k, start, length = location
-        stop = start + (length if limit is None else min(length, limit))
+        return location
+
+    def _locate(self, image_ids: list[str], limit: int | None) -> tuple[torch.Tensor, ...]:
+        """Shard ``[B]``, first row ``[B]`` and token count ``[B]`` (at most ``limit``)."""
+        shards, starts, lengths = torch.tensor([self._location(i) for i in image_ids]).unbind(1)
+        return shards, starts, lengths if limit is None else lengths.clamp_max(limit)
+
+    def _rows(self, image_id: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The float16 ``tokens [T, D]`` and ``boxes [T, 4]`` of one image."""
+        k, start, length = self._location(image_id)
         tokens, boxes = self._source(k)
-        return tokens[start:stop], boxes[start:stop]
+        return tokens[start : start + length], boxes[start : start + length]

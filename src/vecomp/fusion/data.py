@@ -8,19 +8,30 @@ image, such as a ViT's CLS, are kept as they are).
 
 Retrieval trains on (caption, image) pairs, each positive followed by ``negatives`` pairs with a
 random other image, redrawn each epoch from the run's generator.
+
+Batches read from memory-mapped stores (``preload=False``) are collated ahead of the loop that
+consumes them, so the reads overlap the steps: by a thread of the consuming process, or, with
+``loader_workers > 0``, by that many DataLoader processes, which also pin them for an
+asynchronous copy to a GPU (``pin_memory``). The order and the contents of the batches are the
+same either way: every random draw is made in the consuming process, before collation.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
 
 from ..data.registry import get_task
 from ..errors import VecompError
@@ -31,6 +42,7 @@ from .text import SPLITS, TextStore
 
 WHOLE_IMAGE = 0.98  # a token whose box covers this much of the image is not spatial
 IMAGE_COLUMNS = ("image_id", "image_id_2")  # the second image of an NLVR2 pair
+AHEAD = 4  # batches collated ahead of the loop (by the thread, or by each loader worker)
 
 
 class TaskDataError(VecompError):
@@ -114,6 +126,7 @@ class VisualSource:
             )
         self.rows = {image_id: row for row, image_id in enumerate(self.image_ids)}
         self.stores = {} if preload else opened
+        self.streamed = not preload
         self.blocks = {
             name: _load_pooled(store, self.image_ids, self.pool_grid.get(name), self.CHUNK)
             for name, store in (opened.items() if preload else ())
@@ -196,9 +209,12 @@ class TaskData:
         pool_grid: dict[str, int] | None = None,
         negatives: int = 1,
         preload: bool = True,
+        loader_workers: int = 0,
+        pin_memory: bool = False,
     ) -> None:
         self.task = get_task(task)
         self.negatives = negatives
+        self.loader_workers, self.pin_memory = loader_workers, pin_memory
         self.kind = self.task.kind
         self.target = get_kind(self.kind).target
         self.prepared = Path(prepared)
@@ -238,8 +254,19 @@ class TaskData:
             frame = self._matching_pairs(frame, generator)
         order = torch.randperm(len(frame), generator=generator) if generator else None
         rows = frame if order is None else frame.iloc[order.numpy()]
-        for start in range(0, len(rows), batch_size):
-            yield self.collate(rows.iloc[start : start + batch_size])
+        chunks = _Chunks(self, rows, batch_size)
+        if self.loader_workers:
+            yield from DataLoader(
+                chunks,
+                batch_size=None,  # each item is already a batch
+                num_workers=self.loader_workers,
+                pin_memory=self.pin_memory,
+                prefetch_factor=AHEAD,
+            )
+        elif self.visual.streamed:  # reads overlap the steps (bench/train_throughput.py)
+            yield from _collated_ahead(chunks, AHEAD)
+        else:  # an index into memory: cheaper than handing batches between threads
+            yield from (chunks[i] for i in range(len(chunks)))
 
     def collate(self, rows: pd.DataFrame) -> dict:
         batch = {
@@ -263,6 +290,34 @@ class TaskData:
             other = images[pick + (pick >= own)]  # any image but the caption's own
             negatives.append(frame.assign(image_id=other, match=0.0))
         return pd.concat([positives, *negatives], ignore_index=True)
+
+
+class _Chunks(Dataset):
+    """One pass's batches: item ``i`` collates rows ``[i * size, (i + 1) * size)``."""
+
+    def __init__(self, data: TaskData, rows: pd.DataFrame, size: int) -> None:
+        self.data, self.rows, self.size = data, rows, size
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.rows) / self.size)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.data.collate(self.rows.iloc[i * self.size : (i + 1) * self.size])
+
+
+def _collated_ahead(chunks: _Chunks, depth: int) -> Iterator[dict]:
+    """``chunks`` in order, while one thread collates up to ``depth`` batches ahead."""
+    indices = iter(range(len(chunks)))
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        pending = deque(thread.submit(chunks.__getitem__, i) for i in islice(indices, depth))
+        try:
+            while pending:
+                batch = pending.popleft().result()
+                pending.extend(thread.submit(chunks.__getitem__, i) for i in islice(indices, 1))
+                yield batch
+        finally:  # the consumer stopped early or a batch failed: collate no more
+            for future in pending:
+                future.cancel()
 
 
 def _soft_targets(data: TaskData, rows: pd.DataFrame) -> torch.Tensor:

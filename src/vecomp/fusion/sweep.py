@@ -95,9 +95,10 @@ def train_settings(config: dict, task: str) -> dict:
 
 
 def scheduling(config: dict, task: str) -> dict:
-    """The job resources of one task's runs: CPU threads and GPUs."""
+    """The job resources of one task's runs: CPU threads (with the loader's) and GPUs."""
     merged = _merged_train(config, task)
-    return {"threads": max(1, merged.get("threads", 1)), "gpus": merged.get("gpus", 0)}
+    threads = max(1, merged.get("threads", 1)) + merged.get("loader_workers", 0)
+    return {"threads": threads, "gpus": merged.get("gpus", 0)}
 
 
 def model_settings(model: dict, subset: str) -> dict:

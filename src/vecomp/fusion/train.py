@@ -65,6 +65,7 @@ class TrainConfig:
     eval_batch_size: int = 256
     rerank_top_k: int | None = None  # retrieval: rerank only each query's top k
     preload_features: bool = True  # hold the stores in memory (False: memory-mapped, per batch)
+    loader_workers: int = 0  # processes collating batches ahead of the loop (0: in the loop)
     device: str = "auto"
     threads: int = 0  # torch CPU threads (0 = torch's default)
 
@@ -192,7 +193,7 @@ class Trainer:
     @property
     def settings(self) -> dict:
         """Everything that shapes the result; a resume file made under others is discarded."""
-        ignored = ("device", "threads", "preload_features")  # how, not what, it computes
+        ignored = ("device", "threads", "preload_features", "loader_workers")  # how, not what
         train = {k: v for k, v in asdict(self.train).items() if k not in ignored}
         return {
             "model": self.config.to_dict(),
@@ -481,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
         pool_grid,
         train.negatives,
         train.preload_features,
+        train.loader_workers,
+        pin_memory=pick_device(train.device).type == "cuda",
     )
     reference = {name: FeatureStore(folder).dim for name, folder in args.match_store}
     run = Run(args.task, tuple(stores), args.seed, args.ve_dropout, tuple(reference))
