@@ -180,6 +180,7 @@ MIRRORED = {
         "features.workers",
         "features.images_per_shard",
         "features.device",
+        "features.decode",
         "features.on_bad_images",
     ],
     "encode-text": ["text.max_length", "text.layer"],

@@ -24,13 +24,14 @@ rule extract_features:
         workers=FEATURES["workers"],
         shard=FEATURES["images_per_shard"],
         device=FEATURES["device"],
+        decode=FEATURES["decode"],
         on_bad=FEATURES["on_bad_images"],
         sources=lambda w, input: (f"--sources {' '.join(input.sources)}" if input.sources else ""),
     shell:
         "vecomp extract-features --encoder {wildcards.encoder} --spec '{params.spec}'"
         " --pool {wildcards.pool} --pool-index {input.pool} --out {params.folder}"
         " --batch-size {params.batch_size} --workers {params.workers}"
-        " --images-per-shard {params.shard} --device {params.device}"
+        " --images-per-shard {params.shard} --device {params.device} --decode {params.decode}"
         " --on-bad-images {params.on_bad} {params.sources} > {log} 2>&1"
 
 

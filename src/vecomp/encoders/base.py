@@ -40,6 +40,12 @@ class VisionEncoder(nn.Module):
         """PIL image -> [3, H, W] tensor, as the model's own preprocessing config says."""
         raise NotImplementedError
 
+    def tensor_transform(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """uint8 RGB ``[3, H, W]`` on any device -> what ``transform`` makes of that image, on
+        that device (files decoded on a GPU: ``features/decode.py``); None: this encoder's
+        images are decoded and transformed on the CPU."""
+        return None
+
     def forward(self, images: torch.Tensor) -> EncoderOutput:  # images [B, 3, H, W]
         raise NotImplementedError
 

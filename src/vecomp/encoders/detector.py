@@ -134,6 +134,9 @@ class FasterRCNNRegionEncoder(VisionEncoder):
     def transform(self):
         return v2.Compose([v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)])
 
+    def tensor_transform(self):
+        return self.transform()  # PILToTensor passes a tensor through
+
     def _box_features(self, features, boxes, sizes) -> torch.Tensor:
         pooled = self.model.roi_heads.box_roi_pool(features, boxes, sizes)
         return self.model.roi_heads.box_head(pooled)  # [sum K, dim]

@@ -72,6 +72,9 @@ class HFPatchEncoder(VisionEncoder):
             ]
         )
 
+    def tensor_transform(self):
+        return self.transform()  # resizes a uint8 tensor already (PILToTensor passes it through)
+
     def forward(self, images: torch.Tensor) -> EncoderOutput:
         tokens = self.net(pixel_values=images).last_hidden_state  # [B, prefix + g*g, D]
         prefix = tokens.shape[1] - self.grid * self.grid

@@ -11,6 +11,7 @@ from __future__ import annotations
 import timm
 import torch
 from timm.data import create_transform, resolve_data_config
+from torchvision.transforms import v2
 
 from ..weights import from_hub, local_path
 from .base import EncoderOutput, VisionEncoder, full_mask, grid_boxes, with_prefix_boxes
@@ -53,6 +54,18 @@ class _TimmEncoder(VisionEncoder):
 
     def transform(self):
         return create_transform(**self._data_config, is_training=False)
+
+    def tensor_transform(self):
+        """timm's squash transform on a uint8 tensor: torch's antialiased resampling, which
+        matches PIL's up to rounding (a grey level here and there)."""
+        config = self._data_config
+        return v2.Compose(
+            [
+                v2.Resize(config["input_size"][1:], v2.InterpolationMode(config["interpolation"])),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(config["mean"], config["std"]),
+            ]
+        )
 
 
 @register_encoder("timm_grid")

@@ -2,9 +2,12 @@
 
 Images are read in image-id order by a DataLoader (worker processes, pinned memory on a GPU),
 encoded in batches (bf16 autocast on a GPU, fp32 on a CPU) and written to a
-:class:`~vecomp.features.store.StoreWriter`. A killed run resumes from its last complete shard
-and ends byte-identical to an uninterrupted one. Unreadable images stop the run with a list of
-them, or, with ``on_bad_images="skip"``, are recorded in the store's manifest and left out.
+:class:`~vecomp.features.store.StoreWriter`. The workers decode and transform the images (PIL),
+or, with ``decode="device"`` (``auto`` on a GPU), only read and check the files, which the
+encoding device then decodes in batches (``decode.py``). A killed run resumes from its last
+complete shard and ends byte-identical to an uninterrupted one. Unreadable images stop the run
+with a list of them, or, with ``on_bad_images="skip"``, are recorded in the store's manifest
+and left out.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from ..io import write_json
 from ..settings import add_setting, existing_path, json_object
 from ..weights import weights_hash
 from .bottom_up import BadRecordError, BottomUpError, Catalogue, catalogue, tsv_files
+from .decode import decode_on_device
 from .store import StoreWriter
 
 SHOW_OFFENDERS = 10
@@ -43,7 +47,8 @@ class UnreadableImagesError(VecompError):
 
 
 class PoolImages(Dataset):
-    """(position, image tensor or None, error or None) for each row of a pool index.
+    """(position, image tensor or None, error or None) for each row of a pool index; without a
+    ``transform``, the file's bytes instead of the image (decoded by the encoding device).
 
     An image is encoded only if its bytes are the ones the pool index recorded (``sha256``): a
     file replaced after indexing is an unreadable image like a corrupt one. The file is read
@@ -64,6 +69,8 @@ class PoolImages(Dataset):
             actual = hashlib.sha256(data).hexdigest()
             if actual != self.digests[i]:
                 return i, None, _changed(actual, self.digests[i])
+            if self.transform is None:
+                return i, data, None
             with Image.open(io.BytesIO(data)) as image:
                 return i, self.transform(image.convert("RGB")), None
         except Exception as err:  # a corrupt file: reported by the caller, never silently lost
@@ -82,6 +89,35 @@ def _collate(items):
     bad = [(i, e) for i, _, e in items if e is not None]
     images = _stack([t for _, t in good]) if good else None
     return [i for i, _ in good], images, bad
+
+
+def _collate_files(items):
+    """As ``_collate``, with each file's bytes in place of its image."""
+    good = [(i, data) for i, data, e in items if e is None]
+    return [i for i, _ in good], [data for _, data in good], [(i, e) for i, _, e in items if e]
+
+
+def _decoded(positions, files, bad, device, transform):
+    """Decode a batch of files on ``device``; files it cannot decode join the unreadable."""
+    images, errors = decode_on_device(files, device, transform)
+    bad = bad + [(p, e) for p, e in zip(positions, errors, strict=True) if e is not None]
+    good = [(p, image) for p, image in zip(positions, images, strict=True) if image is not None]
+    stacked = _stack([image for _, image in good]) if good else None
+    return [p for p, _ in good], stacked, bad
+
+
+def decodes_on_device(decode: str, encoder: VisionEncoder, device: torch.device) -> bool:
+    """Whether the encoding device decodes the files: ``device``, or ``auto`` on a GPU."""
+    if decode == "cpu" or (decode == "auto" and device.type != "cuda"):
+        return False
+    if encoder.tensor_transform() is None:
+        if decode == "device":
+            raise VecompError(
+                f"a {type(encoder).__name__} has no transform for decoded tensors, so its "
+                "images cannot be decoded on the device; set features.decode: cpu (or auto)"
+            )
+        return False
+    return True
 
 
 def _stack(images: list[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
@@ -118,6 +154,7 @@ def extract_pool(
     batch_size: int = 64,
     workers: int = 0,
     device: str = "auto",
+    decode: str = "auto",
     on_bad_images: str = "error",
     pool: str = "",
 ) -> None:
@@ -129,15 +166,19 @@ def extract_pool(
     digests = list(todo.sha256.where(todo.sha256.notna(), None))
     run_on = pick_device(device)
     encoder = encoder.to(run_on).eval()
+    on_device = decodes_on_device(decode, encoder, run_on)
     loader = DataLoader(
-        PoolImages(paths, digests, encoder.transform()),
+        PoolImages(paths, digests, None if on_device else encoder.transform()),
         batch_size=batch_size,
         num_workers=workers,
-        collate_fn=_collate,
-        pin_memory=run_on.type == "cuda",
+        collate_fn=_collate_files if on_device else _collate,
+        pin_memory=run_on.type == "cuda" and not on_device,
     )
+    transform = encoder.tensor_transform() if on_device else None
     with tqdm(total=len(ids), desc=f"extract {pool}", unit="img", disable=None) as bar:
         for positions, images, bad in loader:
+            if on_device:
+                positions, images, bad = _decoded(positions, images, bad, run_on, transform)
             encoded = _encode(encoder, images, run_on) if images is not None else None
             _write_batch(writer, ids, positions, encoded, bad, on_bad_images, pool)
             bar.update(len(positions) + len(bad))
@@ -283,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     add_setting(parser, "--workers", "features.workers", type=int)
     add_setting(parser, "--images-per-shard", "features.images_per_shard", type=int)
     add_setting(parser, "--device", "features.device")
+    add_setting(parser, "--decode", "features.decode")
     add_setting(parser, "--on-bad-images", "features.on_bad_images")
     parser.add_argument(
         "--sources", type=Path, nargs="+", default=[], help="a precomputed encoder's files"
@@ -314,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
                     batch_size=args.batch_size,
                     workers=args.workers,
                     device=args.device,
+                    decode=args.decode,
                     **options,
                 )
     except VecompError:
