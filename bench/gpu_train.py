@@ -12,7 +12,11 @@ train-set size x epochs x seeds for all six tasks (NLVR2 counts two images per s
 retrieval one negative per caption), over the 7 encoder subsets.
 
     python bench/gpu_train.py                  # on a CUDA machine
+    python bench/gpu_train.py --fused --compile     # fused AdamW, the model under torch.compile
     python bench/gpu_train.py --tiny --device cpu   # a quick check that the script runs
+
+``--fused`` steps AdamW in one fused kernel (what ``vecomp train`` uses on a GPU); ``--compile``
+compiles the model (``nn.Module.compile``) before the warm-up steps, so compilation is not timed.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ def batch_for(subset, size: int, device) -> dict:
     return {"text": text, "visual": visual, "targets": torch.randint(3, (size,), device=device)}
 
 
-def measure(subset, model_settings, batch_size, steps, device) -> tuple[float, float]:
+def measure(subset, model_settings, batch_size, steps, device, options) -> tuple[float, float]:
     """(seconds per sample, FLOPs per sample) of training steps on one encoder subset."""
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -70,7 +74,7 @@ def measure(subset, model_settings, batch_size, steps, device) -> tuple[float, f
         **model_settings,
     )
     model = build_task_model("classification", config, 3).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=options.fused or None)
     batch = batch_for(subset, batch_size, device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
@@ -83,7 +87,9 @@ def measure(subset, model_settings, batch_size, steps, device) -> tuple[float, f
 
     with FlopCounterMode(display=False) as counter:
         step()
-    for _ in range(2):  # warm-up
+    if options.compile:
+        model.compile()
+    for _ in range(2):  # warm-up (and compilation)
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -112,16 +118,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per run (projection)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="override the peak")
     parser.add_argument("--tiny", action="store_true", help="a small model (a quick check)")
+    parser.add_argument("--fused", action="store_true", help="fused AdamW (one kernel per step)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     args = parser.parse_args()
     device = torch.device(args.device)
     settings = TINY_MODEL if args.tiny else PAPER_MODEL
     peak = peak_tflops(device, args.peak_tflops)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device {name}, model {settings}, batch {args.batch_size}, bf16 on cuda")
+    print(f"fused AdamW: {args.fused}, torch.compile: {args.compile}")
     print(f"{'subset':<20} {'tokens':>6} {'samples/s':>10} {'GFLOP/sample':>13} {'MFU':>6}")
     seconds_per_sample = {}
     for subset in encoder_subsets(TOKENS):
-        per_sample, flops = measure(subset, settings, args.batch_size, args.steps, device)
+        per_sample, flops = measure(subset, settings, args.batch_size, args.steps, device, args)
         seconds_per_sample[subset] = per_sample
         tokens = 1 + TEXT[0] + sum(TOKENS[e][0] for e in subset)
         mfu = f"{flops / per_sample / 1e12 / peak:6.1%}" if peak else "   n/a"
