@@ -183,7 +183,7 @@ MIRRORED = {
         "features.decode",
         "features.on_bad_images",
     ],
-    "encode-text": ["text.max_length", "text.layer"],
+    "encode-text": ["text.max_length", "text.batch_size", "text.layer"],
     "tokenize-text": ["text.max_length"],
     "analyse-task": ["analysis.attention_samples"],
     "prepare": ["data.on_bad_records"],

@@ -41,11 +41,13 @@ else:
             model=TEXT["model"],
             max_length=TEXT["max_length"],
             layer=TEXT["layer"],
+            batch_size=TEXT["batch_size"],
             folder=lambda w, output: os.path.dirname(output[0]),
         shell:
             "vecomp encode-text --prepared results/prepared/{wildcards.task}"
             " --model {params.model} --max-length {params.max_length} --layer {params.layer}"
-            " --threads {threads} --out {params.folder} > {log} 2>&1"
+            " --batch-size {params.batch_size} --threads {threads} --out {params.folder}"
+            " > {log} 2>&1"
 
 
 rule train_fusion:

@@ -30,6 +30,7 @@ import pandas as pd
 
 from ..io import write_json
 from ..kinds import get_kind
+from ..metrics.tasks import RECALL_AT
 from ..metrics.vqa import vqa_accuracy
 from .registry import get_task
 
@@ -87,7 +88,7 @@ def text_baselines(
     }
 
 
-def random_ranking_rsum(test: pd.DataFrame, ks: tuple[int, ...] = (1, 5, 10)) -> dict:
+def random_ranking_rsum(test: pd.DataFrame, ks: tuple[int, ...] = RECALL_AT) -> dict:
     """Expected Recall@K of a random ranking in both directions, summed (one row per caption,
     ``image_id`` its image)."""
     captions = test.groupby("image_id").size().to_numpy()

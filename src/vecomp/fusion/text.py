@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help="hub id, local folder or packaged name")
     parser.add_argument("--out", type=Path, required=True)
     add_setting(parser, "--max-length", "text.max_length", type=int)
-    parser.add_argument("--batch-size", type=int, default=128)
+    add_setting(parser, "--batch-size", "text.batch_size", type=int)
     add_setting(parser, "--layer", "text.layer", type=int)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     args = parser.parse_args(argv)

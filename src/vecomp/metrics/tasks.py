@@ -34,6 +34,8 @@ import torch
 from vecomp.errors import VecompError
 from vecomp.metrics.vqa import vqa_accuracy
 
+RECALL_AT = (1, 5, 10)  # the Ks of retrieval's Recall@K (rsum sums both directions' six)
+
 
 def _check_lengths(what: str, a: Sequence, b: Sequence, a_name: str, b_name: str) -> None:
     if len(a) != len(b):
@@ -99,7 +101,7 @@ def _hits(n_ahead: torch.Tensor, ks: Sequence[int]) -> list[float]:
 
 
 def retrieval_recall(
-    scores: torch.Tensor, text_to_image: Sequence[int], ks: Sequence[int] = (1, 5, 10)
+    scores: torch.Tensor, text_to_image: Sequence[int], ks: Sequence[int] = RECALL_AT
 ) -> dict[str, float]:
     """Image->text and text->image Recall@K (hit rate) in percent, plus their sum ``rsum``.
 
