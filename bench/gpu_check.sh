@@ -21,7 +21,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$
 python3 -m pytest -p no:cacheprovider -m gpu -q $(grep -rl "mark.gpu" tests) 2>&1 | tail -15 | tee "$out/gpu_tests.txt"
 python3 bench/gpu_train.py 2>&1 | tee "$out/gpu_train.txt"
 python3 bench/gpu_train.py --batch-size 128 2>&1 | tail -9 | tee -a "$out/gpu_train.txt"
-python3 bench/gpu_train.py --batch-size 128 --fused --compile 2>&1 | tail -10 | tee -a "$out/gpu_train.txt"
+python3 bench/gpu_train.py --batch-size 128 --fused --compile --subsets grid+patch+region,grid 2>&1 | tee -a "$out/gpu_train.txt"
 python3 bench/attention.py --device cuda --batch 64 --tokens 303 --width 768 --heads 12 --calls 20 2>&1 | tee "$out/attention.txt"
 python3 bench/gpu_extract.py 2>&1 | tee "$out/gpu_extract.txt"
 python3 bench/gpu_feed.py 2>&1 | tee "$out/gpu_feed.txt"

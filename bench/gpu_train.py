@@ -120,6 +120,9 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="a small model (a quick check)")
     parser.add_argument("--fused", action="store_true", help="fused AdamW (one kernel per step)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument(
+        "--subsets", help="only these subsets, e.g. grid+patch+region,grid (no projection)"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     settings = TINY_MODEL if args.tiny else PAPER_MODEL
@@ -129,13 +132,18 @@ def main() -> None:
     print(f"fused AdamW: {args.fused}, torch.compile: {args.compile}")
     print(f"{'subset':<20} {'tokens':>6} {'samples/s':>10} {'GFLOP/sample':>13} {'MFU':>6}")
     seconds_per_sample = {}
-    for subset in encoder_subsets(TOKENS):
+    subsets = encoder_subsets(TOKENS)
+    if args.subsets:
+        subsets = [tuple(name.split("+")) for name in args.subsets.split(",")]
+    for subset in subsets:
         per_sample, flops = measure(subset, settings, args.batch_size, args.steps, device, args)
         seconds_per_sample[subset] = per_sample
         tokens = 1 + TEXT[0] + sum(TOKENS[e][0] for e in subset)
         mfu = f"{flops / per_sample / 1e12 / peak:6.1%}" if peak else "   n/a"
         name = "+".join(subset)
         print(f"{name:<20} {tokens:>6} {1 / per_sample:>10.0f} {flops / 1e9:>13.1f} {mfu}")
+    if args.subsets:
+        return
     run_seconds = sum(
         samples * forwards * per_sample * args.epochs
         for samples, forwards in TRAIN_SAMPLES.values()

@@ -63,8 +63,9 @@ def read_random(store: FeatureStore | Path, ids: list[str]) -> None:
 
 
 def read_batches(store: FeatureStore, ids: list[str], batch_size: int = 64) -> None:
+    """``get_batch`` as training reads it: normalised with the store's statistics."""
     for start in range(0, len(ids), batch_size):
-        store.get_batch(ids[start : start + batch_size])
+        store.get_batch(ids[start : start + batch_size], normalize=True)
 
 
 def read_sequential(paths: list[Path], out: torch.Tensor) -> None:
@@ -90,7 +91,7 @@ def speed_table(args: argparse.Namespace, folder: Path) -> list[tuple[str, float
     reads = {
         RANDOM: lambda: read_random(folder, ids),
         "random get(), shards already mapped": lambda: read_random(store, ids),
-        "random get_batch(64), mapped": lambda: read_batches(store, ids),
+        "random get_batch(64, normalised), mapped": lambda: read_batches(store, ids),
         SEQUENTIAL: lambda: read_sequential(paths, out),
     }
     rows = [("write: add() + close()", write_s)]

@@ -89,7 +89,8 @@ def test_every_kind_of_file_decodes_to_the_pixels_pil_gives():
         encoded(image.convert("CMYK")),
         png.getvalue(),
     ]
-    images, errors = decode.decode_on_device(files, torch.device("cpu"), lambda x: x)
+    blobs = [decode.file_tensor(data) for data in files]
+    images, errors = decode.decode_on_device(blobs, torch.device("cpu"), lambda x: x)
     assert errors == [None] * len(files)
     for data, pixels in zip(files, images, strict=True):
         expected = torch.from_numpy(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
@@ -111,7 +112,8 @@ def test_a_refused_batch_falls_back_per_image_and_a_refused_image_to_pil(monkeyp
         return real(blobs, **options)
 
     monkeypatch.setattr(decode, "decode_jpeg", nvjpeg)
-    images, errors = decode.decode_on_device(files, torch.device("cpu"), lambda x: x.float())
+    blobs = [decode.file_tensor(data) for data in files]
+    images, errors = decode.decode_on_device(blobs, torch.device("cpu"), lambda x: x.float())
     assert calls == [4, 1, 1, 1, 1] and errors == [None] * 4
     for data, pixels in zip(files, images, strict=True):
         assert torch.equal(pixels, decode.decode_on_cpu(data).float())
@@ -119,8 +121,9 @@ def test_a_refused_batch_falls_back_per_image_and_a_refused_image_to_pil(monkeyp
 
 def test_a_file_no_decoder_reads_is_reported_not_raised():
     good = encoded(photo((32, 24), 0))
+    files = [good, good[: len(good) // 2], b"not an image"]
     images, errors = decode.decode_on_device(
-        [good, good[: len(good) // 2], b"not an image"], torch.device("cpu"), lambda x: x
+        [decode.file_tensor(data) for data in files], torch.device("cpu"), lambda x: x
     )
     assert images[0] is not None and images[1] is None and images[2] is None
     assert errors[0] is None and "truncated" in errors[1].lower() and "Unidentified" in errors[2]
@@ -194,7 +197,7 @@ def test_an_undecodable_file_is_skipped_and_recorded_on_the_device_path(
 
     real = decode.decode_on_cpu
     monkeypatch.setattr(decode, "decode_on_cpu", refuse)
-    monkeypatch.setattr(decode, "device_decodable", lambda data: data != bad)
+    monkeypatch.setattr(decode, "device_decodable", lambda data: bytes(data) != bad)
     with pytest.raises(extract.UnreadableImagesError, match="3001.*broken data stream"):
         run(str(path), tmp_path / "store", SPEC, "--decode", "device")
     run(str(path), tmp_path / "store", SPEC, "--decode", "device", "--on-bad-images", "skip")

@@ -33,10 +33,10 @@ START_OF_FRAME = {0xC0 + n for n in range(16)} - {0xC4, 0xC8, 0xCC}
 STANDALONE = {0x01, *range(0xD0, 0xD8)}  # markers without a length: TEM, RST0-7
 
 
-def jpeg_components(data: bytes) -> int | None:
+def jpeg_components(data: bytes | memoryview) -> int | None:
     """The component count of a JPEG's frame header (1 grey, 3 YCbCr, 4 CMYK/YCCK); None when
     ``data`` is not a JPEG or its header cannot be walked."""
-    if not data.startswith(JPEG_START):
+    if bytes(data[:3]) != JPEG_START:
         return None
     at = 2
     while at + 4 <= len(data):
@@ -53,11 +53,11 @@ def jpeg_components(data: bytes) -> int | None:
             return data[at + 9] if at + 9 < len(data) else None
         if marker == 0xDA:  # start of scan before any frame header
             return None
-        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+        at += 2 + int.from_bytes(bytes(data[at + 2 : at + 4]), "big")
     return None
 
 
-def device_decodable(data: bytes) -> bool:
+def device_decodable(data: bytes | memoryview) -> bool:
     """Whether the device decoder is handed this file: a JPEG in one or three components."""
     return jpeg_components(data) in (1, 3)
 
@@ -69,14 +69,15 @@ def decode_on_cpu(data: bytes) -> torch.Tensor:
 
 
 def decode_on_device(
-    files: list[bytes],
+    files: list[torch.Tensor],
     device: torch.device,
     transform: Callable[[torch.Tensor], torch.Tensor],
 ) -> tuple[list[torch.Tensor | None], list[str | None]]:
-    """Decode and transform ``files`` on ``device``; returns (images, errors), one of the two
-    set per file: the transformed image, or why it could not be decoded."""
+    """Decode and transform ``files`` (each file's bytes as a uint8 tensor, as DataLoader
+    workers hand them over: through shared memory, not a pipe) on ``device``; returns (images,
+    errors), one of the two set per file: the transformed image, or why it is unreadable."""
     decoded: list[torch.Tensor | str] = [""] * len(files)
-    jpegs = [i for i, data in enumerate(files) if device_decodable(data)]
+    jpegs = [i for i, blob in enumerate(files) if device_decodable(memoryview(blob.numpy()))]
     for i, image in zip(jpegs, _decode_jpegs([files[i] for i in jpegs], device), strict=True):
         decoded[i] = image
     for i in sorted(set(range(len(files))) - set(jpegs)):
@@ -85,27 +86,31 @@ def decode_on_device(
     return images, [d if isinstance(d, str) else None for d in decoded]
 
 
-def _decode_jpegs(files: list[bytes], device: torch.device) -> list[torch.Tensor | str]:
+def _decode_jpegs(blobs: list[torch.Tensor], device: torch.device) -> list[torch.Tensor | str]:
     """One batched call, else one call per file, else PIL for the files it refused."""
-    if not files:
+    if not blobs:
         return []
-    blobs = [torch.frombuffer(bytearray(data), dtype=torch.uint8) for data in files]
     try:
         return list(decode_jpeg(blobs, mode=ImageReadMode.RGB, device=device))
     except RuntimeError:
-        return [_decode_one(blob, data, device) for blob, data in zip(blobs, files, strict=True)]
+        return [_decode_one(blob, device) for blob in blobs]
 
 
-def _decode_one(blob: torch.Tensor, data: bytes, device: torch.device) -> torch.Tensor | str:
+def _decode_one(blob: torch.Tensor, device: torch.device) -> torch.Tensor | str:
     try:
         return decode_jpeg(blob, mode=ImageReadMode.RGB, device=device)
     except RuntimeError:
-        return _decode_on_cpu(data, device)
+        return _decode_on_cpu(blob, device)
 
 
-def _decode_on_cpu(data: bytes, device: torch.device) -> torch.Tensor | str:
+def _decode_on_cpu(blob: torch.Tensor, device: torch.device) -> torch.Tensor | str:
     """PIL's decoding on the device, or why it failed (an unreadable image)."""
     try:
-        return decode_on_cpu(data).to(device)
+        return decode_on_cpu(blob.numpy().tobytes()).to(device)
     except Exception as err:  # a corrupt file: reported by the caller, never silently lost
         return f"{type(err).__name__}: {err}"
+
+
+def file_tensor(data: bytes) -> torch.Tensor:
+    """A file's bytes as a uint8 tensor (what ``decode_on_device`` takes)."""
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)

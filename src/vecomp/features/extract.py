@@ -36,7 +36,7 @@ from ..io import write_json
 from ..settings import add_setting, existing_path, json_object
 from ..weights import weights_hash
 from .bottom_up import BadRecordError, BottomUpError, Catalogue, catalogue, tsv_files
-from .decode import decode_on_device
+from .decode import decode_on_device, file_tensor
 from .store import StoreWriter
 
 SHOW_OFFENDERS = 10
@@ -48,7 +48,8 @@ class UnreadableImagesError(VecompError):
 
 class PoolImages(Dataset):
     """(position, image tensor or None, error or None) for each row of a pool index; without a
-    ``transform``, the file's bytes instead of the image (decoded by the encoding device).
+    ``transform``, the file's bytes (a uint8 tensor) instead of the image, for the encoding
+    device to decode.
 
     An image is encoded only if its bytes are the ones the pool index recorded (``sha256``): a
     file replaced after indexing is an unreadable image like a corrupt one. The file is read
@@ -70,7 +71,7 @@ class PoolImages(Dataset):
             if actual != self.digests[i]:
                 return i, None, _changed(actual, self.digests[i])
             if self.transform is None:
-                return i, data, None
+                return i, file_tensor(data), None
             with Image.open(io.BytesIO(data)) as image:
                 return i, self.transform(image.convert("RGB")), None
         except Exception as err:  # a corrupt file: reported by the caller, never silently lost
