@@ -74,18 +74,12 @@ def bare(encoder, paths: list[str], batch_size: int) -> float:
     return len(paths) / (time.perf_counter() - started)
 
 
-def pipeline(encoder, index, batch_size: int, workers: int, folder: Path) -> float:
+def pipeline(encoder, index, folder: Path, device: str = "cpu", decode: str = "auto", **loader):
+    """Images/s of ``extract_pool`` end to end into a store at ``folder`` (``loader``: its
+    ``batch_size`` and ``workers``)."""
     started = time.perf_counter()
     with StoreWriter(folder, encoder.dim, images_per_shard=256) as writer:
-        extract_pool(
-            encoder,
-            index,
-            writer,
-            batch_size=batch_size,
-            workers=workers,
-            device="cpu",
-            pool="bench",
-        )
+        extract_pool(encoder, index, writer, device=device, decode=decode, pool="bench", **loader)
     return len(index) / (time.perf_counter() - started)
 
 
@@ -109,7 +103,9 @@ def main() -> None:
             encoder = create_encoder(spec)
             bare(encoder, list(index.path[:32]), args.batch_size)  # warm-up
             fast = bare(encoder, list(index.path), args.batch_size)
-            full = pipeline(encoder, index, args.batch_size, args.workers, tmp / name)
+            full = pipeline(
+                encoder, index, tmp / name, batch_size=args.batch_size, workers=args.workers
+            )
             print(f"{name:8} {fast:11.1f} {full:15.1f} {full / fast:6.2f}")
 
 

@@ -32,14 +32,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from extract_throughput import pipeline
 from PIL import Image
 from torch.utils.data import DataLoader
 
 from vecomp.data.index_pool import index_pool
 from vecomp.devices import autocast
 from vecomp.encoders.factory import create_encoder
-from vecomp.features.extract import PoolImages, _collate, extract_pool
-from vecomp.features.store import FeatureStore, StoreWriter
+from vecomp.features.extract import PoolImages, _collate
+from vecomp.features.store import FeatureStore
 
 # The paper's image pools (SNLI-VE reads Flickr30k's): COCO train2014 + val2014, Flickr30k, GQA's
 # images.zip, NLVR2's train, dev and test1 pairs (two images each, approximate).
@@ -116,22 +117,6 @@ def forward_only(encoder, index, device: torch.device, batch_size: int, steps: i
     return steps * len(images) / (time.perf_counter() - started)
 
 
-def pipeline(encoder, index, folder: Path, device: torch.device, decode: str, args) -> float:
-    started = time.perf_counter()
-    with StoreWriter(folder, encoder.dim, images_per_shard=1024) as writer:
-        extract_pool(
-            encoder,
-            index,
-            writer,
-            batch_size=args.batch_size,
-            workers=args.workers,
-            device=str(device),
-            decode=decode,
-            pool="bench",
-        )
-    return len(index) / (time.perf_counter() - started)
-
-
 def largest_difference(a: Path, b: Path) -> float:
     first, second = FeatureStore(a), FeatureStore(b)
     ids = first.image_ids
@@ -144,10 +129,10 @@ def measure(name: str, spec: dict, index, root: Path, device: torch.device, args
     encoder = create_encoder(spec).to(device).eval()
     row = {"encoder": name, "forward": forward_only(encoder, index, device, args.batch_size)}
     row["decode (cpu)"] = decode_only(index, encoder.transform(), args.batch_size, args.workers)
+    loader = {"batch_size": args.batch_size, "workers": args.workers}
     for decode in ("cpu", "device"):
-        row[f"{decode} decode"] = pipeline(
-            encoder, index, root / name / decode, device, decode, args
-        )
+        folder = root / name / decode
+        row[f"{decode} decode"] = pipeline(encoder, index, folder, str(device), decode, **loader)
     row["difference"] = largest_difference(root / name / "cpu", root / name / "device")
     return row
 
