@@ -42,7 +42,7 @@ from .text import SPLITS, TextStore
 
 WHOLE_IMAGE = 0.98  # a token whose box covers this much of the image is not spatial
 IMAGE_COLUMNS = ("image_id", "image_id_2")  # the second image of an NLVR2 pair
-AHEAD = 4  # batches collated ahead of the loop (by the thread, or by each loader worker)
+AHEAD = 4  # batches collated ahead of the loop, in all (by the thread, or the loader workers)
 
 
 class TaskDataError(VecompError):
@@ -261,7 +261,7 @@ class TaskData:
                 batch_size=None,  # each item is already a batch
                 num_workers=self.loader_workers,
                 pin_memory=self.pin_memory,
-                prefetch_factor=AHEAD,
+                prefetch_factor=max(1, AHEAD // self.loader_workers),  # paper batches: 0.2-0.7 GB
             )
         elif self.visual.streamed:  # reads overlap the steps (bench/train_throughput.py)
             yield from _collated_ahead(chunks, AHEAD)

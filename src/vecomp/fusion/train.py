@@ -65,7 +65,7 @@ class TrainConfig:
     eval_batch_size: int = 256
     rerank_top_k: int | None = None  # retrieval: rerank only each query's top k
     preload_features: bool = True  # hold the stores in memory (False: memory-mapped, per batch)
-    loader_workers: int = 0  # processes collating batches ahead of the loop (0: in the loop)
+    loader_workers: int = 0  # processes collating batches ahead (0: the training process)
     device: str = "auto"
     threads: int = 0  # torch CPU threads (0 = torch's default)
 
