@@ -38,7 +38,7 @@ from vecomp.fusion.text import write_text_store
 from vecomp.fusion.train import Run, TrainConfig, Trainer
 
 PAPER_TOKENS = TOKENS | {"region": (36, 2048)}  # bottom-up features (LXMERT's files): 2048 wide
-TINY_TOKENS = {name: (n, 32) for name, (n, _) in PAPER_TOKENS.items()}
+TINY_TOKENS = {name: (n // 8, 32) for name, (n, _) in PAPER_TOKENS.items()}
 LABELS = 1842  # GQA's answers
 SPLITS = ("train", "dev", "test")
 
