@@ -348,9 +348,11 @@ def train_options(paper: dict, task: str, test_images: int) -> dict:
     assert options["preload_features"] is False and options["eval_batch_size"] == 512
     assert options["loader_workers"] > 0  # batches collated in DataLoader processes
     # counts, and torch's own thread count here (paper.yaml's 8 threads and 4 loader workers are
-    # a cluster job's CPUs; two workers still run the loader's processes on two cores)
+    # a cluster job's CPUs): VQA's run collates in two worker processes, the others in the
+    # training process's thread (each pass of a worker-fed run forks its workers: 30-60 s of a
+    # retrieval run's many evaluations on two cores)
     options |= {"epochs": 1, "batch_size": 4 if TASKS[task] == "retrieval" else 2, "threads": 0}
-    options["loader_workers"] = 2
+    options["loader_workers"] = 2 if TASKS[task] == "vqa" else 0
     if TASKS[task] == "retrieval":
         assert options["rerank_top_k"] == 128
         options["rerank_top_k"] = max(1, round(test_images * 128 / 1000))
