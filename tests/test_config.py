@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -17,6 +19,15 @@ from .workflow_helpers import ROOT
 
 def load(name: str) -> dict:
     return yaml.safe_load((ROOT / "config" / name).read_text())
+
+
+def python(code: str, *args) -> str:
+    """What a fresh interpreter prints running ``code`` with ``args``."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "validation.yaml"])
@@ -126,6 +137,42 @@ def test_bad_configs_name_the_key(edit, message):
     with pytest.raises(ConfigError) as err:
         validate_config(config, SCHEMA)
     assert message in str(err.value)
+
+
+def test_a_cluster_job_s_schema_only_check_fills_defaults_and_skips_the_registry_checks():
+    config = copy.deepcopy(load("config.yaml"))
+    config["encoders"]["grid"]["levle"] = -2  # an option of no encoder type: a cross-check
+    del config["data"]["download"]
+    checked = validate_config(copy.deepcopy(config), SCHEMA, cross_checks=False)
+    assert checked["data"]["download"] == {"retries": 4, "timeout_s": 60}  # the defaults
+    with pytest.raises(ConfigError, match=r"encoders.grid: .*no option\(s\) \['levle'\]"):
+        validate_config(config, SCHEMA)
+    config["data"]["on_bad_records"] = "skip"  # the schema's own checks stay
+    with pytest.raises(ConfigError, match="data.on_bad_records"):
+        validate_config(config, SCHEMA, cross_checks=False)
+
+
+# What checking a config may import: Snakemake checks it at every start, and a cluster job
+# reads the Snakefile again (the libraries below took 7 of its 9 s before they were imported
+# where they are used)
+HEAVY = ("torchvision", "timm", "transformers", "matplotlib", "safetensors")
+IMPORTED = (
+    "import sys, yaml\n"
+    "from vecomp.config import validate_config\n"
+    "validate_config(yaml.safe_load(open(sys.argv[1])), cross_checks=sys.argv[2] == 'all')\n"
+    "print(' '.join(sorted(sys.modules)))"
+)
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "validation.yaml"])
+def test_checking_a_config_imports_no_model_library(name):
+    imported = {
+        checks: set(python(IMPORTED, ROOT / "config" / name, checks).split())
+        for checks in ("all", "schema")
+    }
+    assert not imported["all"] & set(HEAVY), "import these where they are used"
+    assert "torch" in imported["all"]  # the encoder classes are torch modules
+    assert "torch" not in imported["schema"]
 
 
 def test_all_problems_are_reported_at_once():

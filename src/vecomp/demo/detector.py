@@ -2,17 +2,20 @@
 
 It is the stand-in for bottom-up attention's detector on the synthetic scenes (pretrained by
 ``vecomp pretrain --objective region``); ``encoders/detector.py`` loads it by its architecture
-name like any torchvision detector.
+name like any torchvision detector. torchvision is imported where the detector is built (see
+``encoders/detector.py``).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import nn
-from torchvision.models import detection
-from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
-from torchvision.ops import MultiScaleRoIAlign
 
 from ..encoders.detector import register_architecture
+
+if TYPE_CHECKING:
+    from torchvision.models.detection import FasterRCNN
 
 
 class TinyBackbone(nn.Sequential):
@@ -30,8 +33,12 @@ class TinyBackbone(nn.Sequential):
 @register_architecture("fasterrcnn_mini")
 def fasterrcnn_mini(
     num_classes: int, image_size: int = 64, channels: int = 64, representation: int = 256
-) -> detection.FasterRCNN:
+) -> FasterRCNN:
     """The demo's region detector: torchvision's Faster R-CNN around a tiny backbone."""
+    from torchvision.models import detection
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+    from torchvision.ops import MultiScaleRoIAlign
+
     anchors = detection.anchor_utils.AnchorGenerator(
         sizes=((6, 10, 16, 24),), aspect_ratios=((1.0,),)
     )

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms.functional import pil_to_tensor
 
 from ..encoders.base import WHOLE_IMAGE, EncoderOutput, VisionEncoder
 from ..encoders.registry import register_encoder
@@ -70,6 +69,8 @@ class AttributeProbe(VisionEncoder):
         self.sees = sees
 
     def transform(self):
+        from torchvision.transforms.functional import pil_to_tensor  # where used: see detector.py
+
         return lambda image: pil_to_tensor(image).float() / 255
 
     def forward(self, images: torch.Tensor) -> EncoderOutput:

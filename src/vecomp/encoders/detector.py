@@ -8,6 +8,10 @@ the final boxes come from the model's own box head instead of surgery on its int
 Per image: detections after class-agnostic NMS, the ``max_regions`` highest-scoring ones, their
 box features ([K, representation size]: 1024 for ResNet-50-FPN) and normalised boxes. An image
 with no detection above ``min_score`` gets one whole-image region, so every image has a token.
+
+torchvision and safetensors are imported where they are used: checking a config imports every
+encoder module (``factory.check_spec``), and Snakemake checks it at every start, on a cluster in
+every job.
 """
 
 from __future__ import annotations
@@ -15,27 +19,40 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from safetensors.torch import load_file
-from torchvision.models import detection
-from torchvision.ops import nms
-from torchvision.transforms import v2
 
 from ..weights import MissingWeightsError, from_hub, local_path
 from .base import WHOLE_IMAGE, EncoderOutput, VisionEncoder
 from .registry import register_encoder
 
+if TYPE_CHECKING:
+    from torchvision.models.detection import FasterRCNN
+
 CHECKPOINT_CONFIG = "config.json"  # {"arch": ..., "arch_kwargs": {...}} beside model.safetensors
 CHECKPOINT_WEIGHTS = "model.safetensors"
 
 
-ARCHITECTURES: dict[str, Callable[..., detection.FasterRCNN]] = {
-    "fasterrcnn_resnet50_fpn": detection.fasterrcnn_resnet50_fpn,
-    "fasterrcnn_resnet50_fpn_v2": detection.fasterrcnn_resnet50_fpn_v2,
-    "fasterrcnn_mobilenet_v3_large_fpn": detection.fasterrcnn_mobilenet_v3_large_fpn,
+def _torchvision_builder(name: str) -> Callable[..., FasterRCNN]:
+    """``torchvision.models.detection.<name>``, looked up when a detector is built."""
+
+    def build(**kwargs):
+        from torchvision.models import detection
+
+        return getattr(detection, name)(**kwargs)
+
+    return build
+
+
+TORCHVISION = (  # torchvision's own detectors: their builders take its weights arguments
+    "fasterrcnn_resnet50_fpn",
+    "fasterrcnn_resnet50_fpn_v2",
+    "fasterrcnn_mobilenet_v3_large_fpn",
+)
+ARCHITECTURES: dict[str, Callable[..., FasterRCNN]] = {
+    name: _torchvision_builder(name) for name in TORCHVISION
 }
-TORCHVISION = set(ARCHITECTURES)  # their builders take torchvision's weights arguments
 
 
 def register_architecture(name: str):
@@ -69,11 +86,13 @@ def load_state_dict(path: Path) -> dict:
     """A state dict from a checkpoint folder (model.safetensors) or a .safetensors/.pth file."""
     file = path / CHECKPOINT_WEIGHTS if path.is_dir() else path
     if file.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
         return load_file(file)
     return torch.load(file, map_location="cpu", weights_only=True)
 
 
-def save_detector(model: detection.FasterRCNN, folder: Path, arch: str, arch_kwargs: dict) -> None:
+def save_detector(model: FasterRCNN, folder: Path, arch: str, arch_kwargs: dict) -> None:
     """Write the checkpoint format :func:`build_detector` reads: config.json + model.safetensors."""
     from safetensors.torch import save_file
 
@@ -132,6 +151,8 @@ class FasterRCNNRegionEncoder(VisionEncoder):
         self.max_regions, self.nms_iou = max_regions, nms_iou
 
     def transform(self):
+        from torchvision.transforms import v2
+
         return v2.Compose([v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)])
 
     def tensor_transform(self):
@@ -143,6 +164,8 @@ class FasterRCNNRegionEncoder(VisionEncoder):
 
     def _select(self, boxes, scores, size) -> torch.Tensor:
         """Class-agnostic NMS, best ``max_regions``; the whole image if nothing was found."""
+        from torchvision.ops import nms
+
         keep = nms(boxes, scores, self.nms_iou)[: self.max_regions]
         if len(keep) == 0:
             height, width = size

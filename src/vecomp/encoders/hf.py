@@ -5,6 +5,7 @@ size, mean and std come from the checkpoint's own config and image processor. Th
 the one the image processor hands the model (its crop, else its resize): DINOv2's config says
 518 px, the size it was trained at last, while its processor crops 224 px, as the literature
 extracts it; the whole image is squashed to that size (no crop), so a token's box is its cell.
+transformers and torchvision are imported where they are used (see ``detector.py``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torchvision.transforms import v2
-from transformers import AutoImageProcessor, AutoModel
 
 from ..weights import from_hub, local_path
 from .base import EncoderOutput, VisionEncoder, full_mask, grid_boxes, with_prefix_boxes
@@ -22,6 +21,8 @@ from .registry import register_encoder
 
 def _load(model: str):
     """(vision model, image processor) from a local folder or the hub."""
+    from transformers import AutoImageProcessor, AutoModel
+
     source = str(local_path(model, "transformers model")) if Path(model).exists() else model
     with from_hub(f"transformers model {model}", model):
         net = AutoModel.from_pretrained(source)
@@ -62,6 +63,8 @@ class HFPatchEncoder(VisionEncoder):
         self.grid = size // config.patch_size
 
     def transform(self):
+        from torchvision.transforms import v2
+
         size = self.preprocessing["input_size"][1:]
         return v2.Compose(
             [

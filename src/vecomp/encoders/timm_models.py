@@ -3,15 +3,13 @@
 Grid: ``features_only`` -> the last feature map [B, C, h, w] flattened to h*w tokens.
 Patch: ``forward_features`` -> [B, prefix + h*w, D] (CLS / register tokens first).
 Preprocessing comes from the model's pretrained config, with the image squashed to the input size
-(no crop), so a token's box is its cell in the original image.
+(no crop), so a token's box is its cell in the original image. timm and torchvision are imported
+where they are used (see ``detector.py``).
 """
 
 from __future__ import annotations
 
-import timm
 import torch
-from timm.data import create_transform, resolve_data_config
-from torchvision.transforms import v2
 
 from ..weights import from_hub, local_path
 from .base import EncoderOutput, VisionEncoder, full_mask, grid_boxes, with_prefix_boxes
@@ -20,6 +18,8 @@ from .registry import register_encoder
 
 def create_timm_model(model: str, weights: str | None, **kwargs) -> torch.nn.Module:
     """A timm model with random, hub or local weights (a timm ``save_for_hf`` folder or a file)."""
+    import timm
+
     if weights is None:
         return timm.create_model(model, pretrained=False, **kwargs)
     if weights == "hub":
@@ -35,6 +35,8 @@ def create_timm_model(model: str, weights: str | None, **kwargs) -> torch.nn.Mod
 
 def squash_data_config(model: torch.nn.Module) -> dict:
     """The model's data config, squashing the image to the size the model was built for."""
+    from timm.data import resolve_data_config
+
     config = resolve_data_config({}, model=model)
     built_for = getattr(getattr(model, "patch_embed", None), "img_size", None)
     if built_for and getattr(model.patch_embed, "strict_img_size", False):
@@ -53,11 +55,15 @@ class _TimmEncoder(VisionEncoder):
         self._data_config = data_config
 
     def transform(self):
+        from timm.data import create_transform
+
         return create_transform(**self._data_config, is_training=False)
 
     def tensor_transform(self):
         """timm's squash transform on a uint8 tensor: torch's antialiased resampling, which
         matches PIL's up to rounding (a grey level here and there)."""
+        from torchvision.transforms import v2
+
         config = self._data_config
         return v2.Compose(
             [

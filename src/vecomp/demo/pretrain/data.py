@@ -33,7 +33,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-import timm
 import torch
 
 from ...errors import VecompError
@@ -219,6 +218,8 @@ def train(
 
 def save_timm(model: torch.nn.Module, folder, spec: dict, **config) -> None:
     """timm's own hub format, with the preprocessing the encoder loader will resolve from it."""
+    import timm  # where used: a config check imports this module for resolve_spec
+
     size = spec["image_size"]
     data_config = {
         "input_size": (3, size, size),

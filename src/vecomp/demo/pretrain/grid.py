@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import timm
 import torch
 import torch.nn.functional as F
 
@@ -60,6 +59,8 @@ def attribute_targets(scenes: list[Scene]) -> torch.Tensor:
 
 
 def build_model(spec: dict) -> torch.nn.Module:
+    import timm  # where used: a config check imports this module for its DEFAULTS
+
     if not timm.is_model(spec["model"]):
         raise PretrainSpecError(f"pretrain grid: timm has no model {spec['model']!r}")
     return timm.create_model(spec["model"], pretrained=False, num_classes=len(ATTRIBUTES))

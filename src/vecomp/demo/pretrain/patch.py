@@ -32,7 +32,6 @@ import re
 from collections import Counter
 from pathlib import Path
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -95,6 +94,8 @@ def caption_sets(scenes: list[Scene], spec: dict, split: str, n: int) -> list[li
 
 
 def build_vit(spec: dict) -> nn.Module:
+    import timm  # where used: a config check imports this module for its DEFAULTS
+
     if not timm.is_model(spec["model"]):
         raise PretrainSpecError(f"pretrain patch: timm has no model {spec['model']!r}")
     return timm.create_model(

@@ -30,7 +30,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torchvision.ops import box_iou, nms
 
 from ...encoders.detector import save_detector
 from ..detector import fasterrcnn_mini
@@ -111,6 +110,8 @@ def evaluate(detections: list[dict], targets: list[dict], top_k: int) -> dict:
 
     As the region encoder picks its regions: class-agnostic NMS at IoU 0.5, best scores first.
     """
+    from torchvision.ops import box_iou, nms  # where used: a config check imports this module
+
     found = correct = total = confident = 0
     for det, target in zip(detections, targets, strict=True):
         kept = nms(det["boxes"], det["scores"], ENCODER_NMS_IOU)  # best first, as the encoder
