@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+from functools import cache
 from pathlib import Path
 
 from .cli import COMMANDS
@@ -45,15 +46,21 @@ def imported_modules(path: Path, source: Path = SOURCE) -> set[str]:
     is a module). Relative imports resolve against the file's package."""
     name = _module_name(path, source)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = _imported_names(path.read_text(), str(path), package)
+    return {m for m in found if module_file(m, source) is not None}
+
+
+@cache  # by the text: the closures of the 16 commands share most of their modules
+def _imported_names(text: str, filename: str, package: str) -> frozenset[str]:
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(ast.parse(text, filename)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = _absolute(node.module, node.level, package)
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)
-    return {m for m in found if module_file(m, source) is not None}
+    return frozenset(found)
 
 
 def _absolute(module: str | None, level: int, package: str) -> str:
