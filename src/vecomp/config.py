@@ -211,11 +211,18 @@ def _feature_file_problems(entries: list | None, synthetic: bool) -> list[str]:
     return problems
 
 
-def validate_config(config: dict, schema_path: str | Path = SCHEMA) -> dict:
-    """Validate ``config`` in place (defaults filled in) and return it; raise ConfigError."""
+def validate_config(
+    config: dict, schema_path: str | Path = SCHEMA, cross_checks: bool = True
+) -> dict:
+    """Validate ``config`` in place (defaults filled in) and return it; raise ConfigError.
+
+    ``cross_checks=False`` checks the schema only: for a cluster job, which re-reads a config
+    its workflow's main process has checked (the encoder checks import torch: 2 s a job)."""
     schema = yaml.safe_load(Path(schema_path).read_text())
     errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
-    problems = _cross_checks(config) + [describe_error(e) for e in errors]  # defaults filled first
+    problems = [describe_error(e) for e in errors]
+    if cross_checks:
+        problems = _cross_checks(config) + problems  # after the schema has filled the defaults
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return config

@@ -27,7 +27,9 @@ from vecomp.fusion.sweep import (
 )
 from vecomp.kinds import get_kind
 
-validate_config(config)  # against src/vecomp/config.schema.yaml
+# Against src/vecomp/config.schema.yaml. A cluster job reads this file again: the run's main
+# process has checked the config, the job only fills in the defaults.
+validate_config(config, cross_checks=workflow.is_main_process)
 
 # What this run uses (the config's names); the registries (registry.TASKS, registry.FILES, ...)
 # hold everything vecomp knows.
