@@ -211,14 +211,19 @@ def test_auto_decodes_on_the_device_only_on_a_gpu_and_device_needs_a_tensor_tran
     torch.manual_seed(0)
     encoder = create_encoder(SPEC)
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
-    assert not extract.decodes_on_device("auto", encoder, cpu)
-    assert extract.decodes_on_device("auto", encoder, gpu)
-    assert extract.decodes_on_device("device", encoder, cpu)
-    assert not extract.decodes_on_device("cpu", encoder, gpu)
+    assert extract.device_transform("auto", encoder, cpu) is None
+    assert extract.device_transform("cpu", encoder, gpu) is None
+    for setting, device in (("auto", gpu), ("device", cpu)):
+        transform = extract.device_transform(setting, encoder, device)
+        assert [type(t).__name__ for t in transform.transforms] == [
+            "Resize",
+            "ToDtype",
+            "Normalize",
+        ]
     encoder.tensor_transform = lambda: None  # an encoder that only transforms PIL images
-    assert not extract.decodes_on_device("auto", encoder, gpu)
+    assert extract.device_transform("auto", encoder, gpu) is None
     with pytest.raises(extract.VecompError, match="features.decode: cpu"):
-        extract.decodes_on_device("device", encoder, cpu)
+        extract.device_transform("device", encoder, cpu)
 
 
 @pytest.mark.gpu

@@ -107,18 +107,18 @@ def _decoded(positions, files, bad, device, transform):
     return [p for p, _ in good], stacked, bad
 
 
-def decodes_on_device(decode: str, encoder: VisionEncoder, device: torch.device) -> bool:
-    """Whether the encoding device decodes the files: ``device``, or ``auto`` on a GPU."""
+def device_transform(decode: str, encoder: VisionEncoder, device: torch.device):
+    """The encoder's transform for images decoded on the encoding device, or None where the
+    workers decode them: decoding on the device is ``decode: device``, or ``auto`` on a GPU."""
     if decode == "cpu" or (decode == "auto" and device.type != "cuda"):
-        return False
-    if encoder.tensor_transform() is None:
-        if decode == "device":
-            raise VecompError(
-                f"a {type(encoder).__name__} has no transform for decoded tensors, so its "
-                "images cannot be decoded on the device; set features.decode: cpu (or auto)"
-            )
-        return False
-    return True
+        return None
+    transform = encoder.tensor_transform()
+    if transform is None and decode == "device":
+        raise VecompError(
+            f"a {type(encoder).__name__} has no transform for decoded tensors, so its "
+            "images cannot be decoded on the device; set features.decode: cpu (or auto)"
+        )
+    return transform
 
 
 def _stack(images: list[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
@@ -167,7 +167,8 @@ def extract_pool(
     digests = list(todo.sha256.where(todo.sha256.notna(), None))
     run_on = pick_device(device)
     encoder = encoder.to(run_on).eval()
-    on_device = decodes_on_device(decode, encoder, run_on)
+    transform = device_transform(decode, encoder, run_on)
+    on_device = transform is not None
     loader = DataLoader(
         PoolImages(paths, digests, None if on_device else encoder.transform()),
         batch_size=batch_size,
@@ -175,7 +176,6 @@ def extract_pool(
         collate_fn=_collate_files if on_device else _collate,
         pin_memory=run_on.type == "cuda" and not on_device,
     )
-    transform = encoder.tensor_transform() if on_device else None
     with tqdm(total=len(ids), desc=f"extract {pool}", unit="img", disable=None) as bar:
         for positions, images, bad in loader:
             if on_device:
