@@ -152,13 +152,13 @@ def report(summary: dict) -> str:
         f"(target {summary['target_s']} s: {'met' if summary['met'] else 'not met'}); "
         f"{core_s:.0f} core-s of jobs against a budget of {summary['budget_core_s']} "
         f"({core_s / cores:.0f} s if the cores never waited)",
-        f"{'':18}{'jobs':>6}{'job-s':>9}{'core-s':>9}{'share':>8}",
+        f"{'':22}{'jobs':>6}{'job-s':>9}{'core-s':>9}{'share':>8}",
     ]
     for title, rows in (("phase", summary["phases"]), ("rule", summary["rules"])):
         lines.append(f"by {title}:")
         for name, row in rows.items():
             lines.append(
-                f"  {name:16}{row['jobs']:>6}{row['job_s']:>9.0f}{row['core_s']:>9.0f}"
+                f"  {name:20}{row['jobs']:>6}{row['job_s']:>9.0f}{row['core_s']:>9.0f}"
                 f"{row['core_s'] / core_s:>8.1%}"
             )
     return "\n".join(lines)
