@@ -10,8 +10,7 @@ box features ([K, representation size]: 1024 for ResNet-50-FPN) and normalised b
 with no detection above ``min_score`` gets one whole-image region, so every image has a token.
 
 torchvision and safetensors are imported where they are used: checking a config imports every
-encoder module (``factory.check_spec``), and Snakemake checks it at every start, on a cluster in
-every job.
+encoder module (``factory.check_spec``), and Snakemake checks it at every start.
 """
 
 from __future__ import annotations
