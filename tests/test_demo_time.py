@@ -109,6 +109,6 @@ def test_it_reads_the_log_of_the_installed_snakemake(tmp_path):
     summary = json.loads((tmp_path / "time.json").read_text())
     rules = summary["rules"]
     assert {name: row["jobs"] for name, row in rules.items()} == {"a": 1, "b": 1, "all": 1}
-    assert 2 <= rules["a"]["job_s"] <= 4 and rules["a"]["core_s"] == 2 * rules["a"]["job_s"]
-    assert rules["b"]["core_s"] == rules["b"]["job_s"] <= 1
+    assert rules["a"]["job_s"] >= 2 and rules["a"]["core_s"] == 2 * rules["a"]["job_s"]
+    assert rules["b"]["core_s"] == rules["b"]["job_s"] < rules["a"]["job_s"]
     assert summary["phases"]["other"]["jobs"] == 2 and summary["phases"]["analysis"]["jobs"] == 1
