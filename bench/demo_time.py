@@ -55,6 +55,7 @@ STARTED = re.compile(r"^(?:local)?rule (\w+):$")
 JOBID = re.compile(r"^\s+jobid: (\d+)$")
 THREADS = re.compile(r"^\s+threads: (\d+)$")
 FINISHED = re.compile(r"^Finished jobid: (\d+)")
+CORES = re.compile(r"^Provided cores: (\d+)$", re.M)
 
 
 @dataclass
@@ -95,6 +96,12 @@ def parse_log(text: str) -> tuple[list[Job], float]:
     if not finished:
         raise SystemExit("no finished job in the log: is it a local Snakemake run's log?")
     return finished, (last - first).total_seconds()
+
+
+def provided_cores(text: str) -> int | None:
+    """The cores a local Snakemake run was given (its log's "Provided cores: N")."""
+    match = CORES.search(text)
+    return int(match.group(1)) if match else None
 
 
 def summarise(jobs: list[Job], wall: float, cores: int) -> dict:
@@ -159,23 +166,30 @@ def report(summary: dict) -> str:
         for name, row in rows.items():
             lines.append(
                 f"  {name:20}{row['jobs']:>6}{row['job_s']:>9.0f}{row['core_s']:>9.0f}"
-                f"{row['core_s'] / core_s:>8.1%}"
+                f"{row['core_s'] / max(core_s, 1):>8.1%}"
             )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--cores", type=int, default=2, help="for the run (a log says its own)")
     parser.add_argument("--log", type=Path, help="read this Snakemake log instead of running")
     parser.add_argument("--json", type=Path, help="also write the summary here")
     args = parser.parse_args()
+    if args.cores < 1:
+        parser.error(f"--cores {args.cores}: give at least 1")
+    if args.log and not args.log.is_file():
+        parser.error(f"--log {args.log}: no such file (Snakemake writes .snakemake/log/*.log)")
     if args.log:
-        jobs, wall = parse_log(args.log.read_text())
+        text = args.log.read_text()
+        jobs, wall = parse_log(text)
+        cores = provided_cores(text) or args.cores
     else:
         text, wall = run_fresh_clone(args.cores)
         jobs, _ = parse_log(text)
-    summary = summarise(jobs, wall, args.cores)
+        cores = args.cores
+    summary = summarise(jobs, wall, cores)
     print(report(summary))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")

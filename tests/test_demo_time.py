@@ -74,6 +74,42 @@ def test_jobs_are_summed_by_phase_with_the_threads_they_held(tmp_path):
     assert printed.startswith("wall 112 s for 3 jobs on 2 cores (target 600 s: met)")
 
 
+def test_the_log_says_how_many_cores_the_run_had(tmp_path):
+    (tmp_path / "run.log").write_text(LOG.replace("Provided cores: 2", "Provided cores: 4"))
+    demo_time("--log", tmp_path / "run.log", "--json", tmp_path / "time.json")
+    summary = json.loads((tmp_path / "time.json").read_text())
+    assert summary["cores"] == 4 and summary["budget_core_s"] == 2400
+
+
+def test_bad_arguments_stop_with_the_argument_named(tmp_path):
+    for args, message in (
+        (["--log", tmp_path / "absent.log"], "--log " + str(tmp_path / "absent.log")),
+        (["--cores", "0"], "--cores 0: give at least 1"),
+        (["--log", tmp_path], "no such file"),
+    ):
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "demo_time.py"), *map(str, args)],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+    (tmp_path / "empty.log").write_text("Building DAG of jobs...\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "demo_time.py"),
+            "--log",
+            tmp_path / "empty.log",
+            "--json",
+            tmp_path / "time.json",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1 and "no finished job in the log" in done.stderr
+    assert not (tmp_path / "time.json").exists()
+
+
 def test_it_reads_the_log_of_the_installed_snakemake(tmp_path):
     """The format is Snakemake's: a real run of two jobs, one holding two threads."""
     (tmp_path / "Snakefile").write_text(
