@@ -175,6 +175,21 @@ def test_checking_a_config_imports_no_model_library(name):
     assert "torch" not in imported["schema"]
 
 
+def test_the_workflow_s_imports_load_no_plotting_or_model_library():
+    """Snakemake runs these at every start, and on a cluster in every job."""
+    rules = [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]
+    statements = [
+        statement
+        for path in rules
+        for statement in re.findall(
+            r"^(?:from|import) [^\n(]*(?:\([^)]*\))?", path.read_text(), re.M
+        )
+    ]
+    assert any("FIGURES" in statement for statement in statements)  # the registries are read
+    imported = python("\n".join([*statements, "import sys", "print(' '.join(sys.modules))"]))
+    assert not set(imported.split()) & set(HEAVY), "import these where they are used"
+
+
 def test_all_problems_are_reported_at_once():
     config = load("config.yaml")
     config["data"]["on_bad_records"] = "skip"

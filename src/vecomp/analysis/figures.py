@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from ..errors import VecompError
+from ..io import atomic_path
+from ..settings import existing_path
+from .complementarity import SIGNALS
+from .stats import headline_metric
 
-from ..errors import VecompError  # noqa: E402
-from ..io import atomic_path  # noqa: E402
-from ..settings import existing_path  # noqa: E402
-from .complementarity import SIGNALS  # noqa: E402
-from .stats import headline_metric  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442"]
 BLOCK_COLOURS = {"text": "#000000", "cls": "#999999"}
@@ -41,6 +41,17 @@ STYLE = {
 COLUMN, PAGE = 3.4, 7.0  # inches
 
 
+def pyplot():
+    """matplotlib's pyplot on the Agg backend, imported where a figure is drawn: Snakemake reads
+    ``FIGURES`` at every start (on a cluster, in every job) and need not import it (0.2-0.4 s)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
+
+
 def unit(task: str) -> str:
     return {"rsum": "rSum", "accuracy": "acc., %"}[headline_metric(task)]
 
@@ -54,13 +65,13 @@ def _facets(tasks, height: float = 2.0):
     """One panel per task, three to a row (or a note when there is nothing to draw)."""
     tasks = list(tasks)
     if not tasks:  # e.g. no multi-encoder model, or no VE-dropout run in the sweep
-        figure, ax = plt.subplots(figsize=(COLUMN, 0.8), squeeze=False)
+        figure, ax = pyplot().subplots(figsize=(COLUMN, 0.8), squeeze=False)
         ax[0, 0].axis("off")
         ax[0, 0].text(0.5, 0.5, "no runs of this kind in the sweep", ha="center", va="center")
         return figure, ax
     cols = min(3, len(tasks))
     rows = int(np.ceil(len(tasks) / cols))
-    figure, axes = plt.subplots(rows, cols, figsize=(PAGE, height * rows), squeeze=False)
+    figure, axes = pyplot().subplots(rows, cols, figsize=(PAGE, height * rows), squeeze=False)
     for ax in axes.flat[len(tasks) :]:
         ax.set_visible(False)
     return figure, axes
@@ -74,7 +85,7 @@ def _largest(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------ the figures
-def results_heatmap(results: pd.DataFrame) -> plt.Figure:
+def results_heatmap(results: pd.DataFrame) -> Figure:
     """Task x encoder subset: each cell's mean test score, coloured relative to the task's
     worst (0) and best (1) subset, since tasks use different metrics."""
     table = results.pivot(index="encoders", columns="task", values="mean")
@@ -82,7 +93,7 @@ def results_heatmap(results: pd.DataFrame) -> plt.Figure:
     table = table.loc[order]
     low, high = table.min(), table.max()
     relative = (table - low) / (high - low).replace(0, 1)
-    figure, ax = plt.subplots(figsize=(PAGE, 0.35 * len(table) + 1.2))
+    figure, ax = pyplot().subplots(figsize=(PAGE, 0.35 * len(table) + 1.2))
     image = ax.imshow(relative.to_numpy(), cmap="cividis", aspect="auto", vmin=0, vmax=1)
     for (i, j), value in np.ndenumerate(table.to_numpy()):
         colour = "black" if relative.iloc[i, j] > 0.5 else "white"
@@ -95,7 +106,7 @@ def results_heatmap(results: pd.DataFrame) -> plt.Figure:
     return figure
 
 
-def gain_over_best_single(gains: pd.DataFrame) -> plt.Figure:
+def gain_over_best_single(gains: pd.DataFrame) -> Figure:
     """Per task, each multi-encoder subset's gain over the best single encoder in it."""
     figure, axes = _facets(gains["task"].unique())
     for ax, (task, rows) in zip(axes.flat, gains.groupby("task"), strict=False):
@@ -118,7 +129,7 @@ def gain_over_best_single(gains: pd.DataFrame) -> plt.Figure:
     return figure
 
 
-def necessity_vs_capacity(necessity: pd.DataFrame) -> plt.Figure:
+def necessity_vs_capacity(necessity: pd.DataFrame) -> Figure:
     """Per task, for the model with every encoder: each encoder's necessity (the drop when it is
     masked) against its capacity (its score alone)."""
     rows = _largest(necessity)
@@ -145,7 +156,7 @@ def necessity_vs_capacity(necessity: pd.DataFrame) -> plt.Figure:
     return figure
 
 
-def shapley_values(shapley: pd.DataFrame) -> plt.Figure:
+def shapley_values(shapley: pd.DataFrame) -> Figure:
     """Per task, each encoder's Shapley value in the retraining game (solid) and in the masking
     game of the model with every encoder (hatched), with 95% t-intervals over seeds."""
     rows = shapley[shapley["ve_dropout"] == 0]
@@ -178,7 +189,7 @@ def shapley_values(shapley: pd.DataFrame) -> plt.Figure:
     return figure
 
 
-def synergy_matrix(synergy: pd.DataFrame) -> plt.Figure:
+def synergy_matrix(synergy: pd.DataFrame) -> Figure:
     """Per task, each pair's Shapley interaction index: above the diagonal from retraining,
     below it from masking the model with every encoder (positive: complementary)."""
     rows = synergy[
@@ -212,14 +223,14 @@ def synergy_matrix(synergy: pd.DataFrame) -> plt.Figure:
     return figure
 
 
-def similarity_vs_synergy(signals: pd.DataFrame) -> plt.Figure:
+def similarity_vs_synergy(signals: pd.DataFrame) -> Figure:
     """One panel per cheap signal (``complementarity.SIGNALS``): each pair of encoders on each
     task, the signal against the pair's synergy as a share of the full model's gain over the
     empty subset."""
     names = list(SIGNALS)
     if signals.empty:  # a sweep of one encoder: no pair
         return _facets([])[0]
-    figure, axes = plt.subplots(1, len(names), figsize=(PAGE, 2.0), squeeze=False, sharey=True)
+    figure, axes = pyplot().subplots(1, len(names), figsize=(PAGE, 2.0), squeeze=False, sharey=True)
     colours = dict(zip(sorted(signals["task"].unique()), OKABE_ITO * 2, strict=False))
     for ax, name in zip(axes.flat, names, strict=True):
         for task, rows in signals.groupby("task"):
@@ -255,7 +266,7 @@ def _seed_counts(rows: pd.DataFrame) -> str:
     return "seeds: " + ", ".join(map(str, counts)) if counts else "no seeds"
 
 
-def masking_vs_retraining(table: pd.DataFrame) -> plt.Figure:
+def masking_vs_retraining(table: pd.DataFrame) -> Figure:
     """Per task: a model evaluated with encoders masked against the model retrained on the kept
     encoders; points under the diagonal lose more by masking than by retraining."""
     rows = table[table["ve_dropout"] == 0]
@@ -277,7 +288,7 @@ def masking_vs_retraining(table: pd.DataFrame) -> plt.Figure:
     return figure
 
 
-def attention_per_layer(attention: pd.DataFrame) -> plt.Figure:
+def attention_per_layer(attention: pd.DataFrame) -> Figure:
     """Per task, for the model with every encoder: the attention mass that the text queries put
     on each block, per layer; raw (top) and per token (bottom)."""
     rows = _largest(attention)
@@ -286,7 +297,7 @@ def attention_per_layer(attention: pd.DataFrame) -> plt.Figure:
     tasks = rows["task"].unique()
     if not len(tasks):
         return _facets(tasks)[0]
-    figure, axes = plt.subplots(2, len(tasks), figsize=(PAGE, 3.6), squeeze=False, sharex=True)
+    figure, axes = pyplot().subplots(2, len(tasks), figsize=(PAGE, 3.6), squeeze=False, sharex=True)
     for j, (task, task_rows) in enumerate(rows.groupby("task")):
         for i, value in enumerate(("mass", "per_token")):
             ax = axes[i, j]
@@ -309,7 +320,7 @@ def attention_per_layer(attention: pd.DataFrame) -> plt.Figure:
     return figure
 
 
-def ensemble_vs_fusion(table: pd.DataFrame) -> plt.Figure:
+def ensemble_vs_fusion(table: pd.DataFrame) -> Figure:
     """Per task and multi-encoder subset: the fusion model against the average of its single-
     encoder models (mean ± std over seeds)."""
     figure, axes = _facets(table["task"].unique())
@@ -343,7 +354,7 @@ def ensemble_vs_fusion(table: pd.DataFrame) -> plt.Figure:
     return figure
 
 
-def training_dropout(masked: pd.DataFrame) -> plt.Figure:
+def training_dropout(masked: pd.DataFrame) -> Figure:
     """Per task: models trained with VE-dropout p > 0 against p = 0 (same subsets), evaluated with
     every subset of their encoders kept."""
     trained = masked[masked["ve_dropout"] > 0][["task", "encoders"]].drop_duplicates()
@@ -374,7 +385,7 @@ def training_dropout(masked: pd.DataFrame) -> plt.Figure:
     return figure
 
 
-def parameter_control(table: pd.DataFrame) -> plt.Figure:
+def parameter_control(table: pd.DataFrame) -> Figure:
     """Per task with a widened single-encoder model: every model's score against its parameter
     count; stars are single encoders widened to the count of the model with every encoder."""
     figure, axes = _facets(table["task"].unique())
@@ -443,12 +454,12 @@ FIGURES = {
 }
 
 
-def save(figure: plt.Figure, stem: Path) -> None:
+def save(figure: Figure, stem: Path) -> None:
     """PNG and PDF, each written atomically; PDFs without a creation date (reproducible)."""
     for suffix, extra in ((".png", {}), (".pdf", {"metadata": {"CreationDate": None}})):
         with atomic_path(stem.with_suffix(suffix)) as tmp:
             figure.savefig(tmp, format=suffix[1:], **extra)
-    plt.close(figure)
+    pyplot().close(figure)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -466,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.analysis} lacks the analysis tables {', '.join(missing)}: pass the folder "
             "`vecomp analyse --out` wrote, or run `snakemake analysis` first"
         )
-    plt.rcParams.update(STYLE)
+    pyplot().rcParams.update(STYLE)
     for name in names:
         plot, table = FIGURES[name]
         frame = pd.read_csv(args.analysis / f"{table}.csv", dtype={"kept": str})
