@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,14 +87,19 @@ def steps() -> list[Step]:
     ]
 
 
-def run_step(step: Step, out: Path, limit_s: float, smoke: bool) -> str:
+def run_step(step: Step, out: Path, limit_s: float, smoke: bool, env: dict[str, str]) -> str:
     """Run one step with its output in ``out/<name>.txt``; how it ended, in words."""
     command = [*step.command, *(step.smoke if smoke else ())]
     with open(out / f"{step.name}.txt", "w") as report:
         report.write(f"$ {' '.join(command)}\n")
         report.flush()
         process = subprocess.Popen(
-            command, cwd=ROOT, stdout=report, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=report,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             code = process.wait(timeout=limit_s)
@@ -108,17 +114,21 @@ def run_all(all_steps: list[Step], out: Path, budget_s: float, smoke: bool) -> b
     """Run the steps in order within the budget; write the summary; True when all ended well."""
     out.mkdir(parents=True, exist_ok=True)
     started, lines, all_ok = time.monotonic(), [], True
-    for step in all_steps:
-        left = budget_s - (time.monotonic() - started)
-        if left < MIN_STEP_S:
-            lines.append(f"{step.name:<20} not run: the budget of {budget_s:g} s is spent")
-            all_ok = False
-            continue
-        began = time.monotonic()
-        outcome = run_step(step, out, min(step.limit_s, left), smoke)
-        all_ok &= outcome == "ok"
-        lines.append(f"{step.name:<20} {outcome:<28} {time.monotonic() - began:6.1f} s")
-        print(lines[-1], tail(out / f"{step.name}.txt"), sep="\n", flush=True)
+    # A fresh torch.compile cache: torch 2.14's inductor reuses CPU kernels compiled under another
+    # ATEN_CPU_CAPABILITY (as `vecomp` pins it) and corrupts the heap (seen on an AVX-512 CPU).
+    with tempfile.TemporaryDirectory(prefix="gpu-check-compiled-") as cache:
+        env = os.environ | {"TORCHINDUCTOR_CACHE_DIR": cache}
+        for step in all_steps:
+            left = budget_s - (time.monotonic() - started)
+            if left < MIN_STEP_S:
+                lines.append(f"{step.name:<20} not run: the budget of {budget_s:g} s is spent")
+                all_ok = False
+                continue
+            began = time.monotonic()
+            outcome = run_step(step, out, min(step.limit_s, left), smoke, env)
+            all_ok &= outcome == "ok"
+            lines.append(f"{step.name:<20} {outcome:<28} {time.monotonic() - began:6.1f} s")
+            print(lines[-1], tail(out / f"{step.name}.txt"), sep="\n", flush=True)
     (out / "summary.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(["", "summary:", *lines]))
     return all_ok

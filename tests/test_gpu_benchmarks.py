@@ -101,6 +101,21 @@ def test_steps_the_budget_cannot_hold_are_cut_short_or_not_run(tmp_path, monkeyp
     assert "next" in lines[1] and "not run: the budget of 1.5 s is spent" in lines[1]
 
 
+def test_the_steps_share_a_fresh_compile_cache_that_is_removed_after(tmp_path):
+    """A cache left by a run under other CPU kernel settings crashed torch.compile's CPU kernels."""
+    show = "import os; print(os.environ['TORCHINDUCTOR_CACHE_DIR'])"
+    assert gpu_check.run_all([step("one", show), step("two", show)], tmp_path, 100, smoke=False)
+    caches = {(tmp_path / f"{name}.txt").read_text().splitlines()[-1] for name in ("one", "two")}
+    assert len(caches) == 1  # one cache for the check's steps
+    (cache,) = caches
+    assert Path(cache).name.startswith("gpu-check-compiled-")  # not the user's shared cache
+    assert not Path(cache).exists()  # and gone with the check
+    assert (
+        "TORCHINDUCTOR_CACHE_DIR" not in os.environ
+        or os.environ["TORCHINDUCTOR_CACHE_DIR"] != cache
+    )
+
+
 def test_a_budget_that_is_not_positive_is_refused_before_anything_runs(tmp_path):
     done = subprocess.run(
         [sys.executable, "bench/gpu_check.py", "--budget", "0", "--out", str(tmp_path / "out")],
