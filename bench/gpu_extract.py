@@ -26,6 +26,7 @@ paper's image pools (``POOL_IMAGES``, about 520k images) by each encoder at the 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import tempfile
 import time
 from pathlib import Path
@@ -74,15 +75,22 @@ TINY = {
 
 
 def draw_jpegs(folder: Path, n: int, size: tuple[int, int]) -> None:
-    rng = np.random.default_rng(0)
+    """``n`` photo-like JPEGs, drawn by every core: a GPU session's minutes are not for this."""
+    jobs = [(folder / f"{i:06d}.jpg", size, i) for i in range(n)]
+    with multiprocessing.get_context("fork").Pool() as pool:
+        pool.starmap(draw_jpeg, jobs, chunksize=16)
+
+
+def draw_jpeg(path: Path, size: tuple[int, int], seed: int) -> None:
+    """Smooth shading in three channels plus grain: about 150 KB at 640 x 480, quality 90."""
+    rng = np.random.default_rng(seed)
     width, height = size
-    y, x = np.mgrid[0:height, 0:width] / width
-    for i in range(n):
-        phase = rng.uniform(0, 6, 3)
-        shading = [np.sin(4 * x + phase[c]) + np.cos(3 * y + c) for c in range(3)]
-        pixels = (np.stack(shading, -1) + 2) * 60 + rng.normal(0, 20, (height, width, 3))
-        image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-        image.save(folder / f"{i:06d}.jpg", quality=90)
+    x, y = np.arange(width) / width, np.arange(height)[:, None] / width  # a row and a column
+    phase = rng.uniform(0, 6, 3)
+    shading = [np.sin(4 * x + phase[c]) + np.cos(3 * y + c) for c in range(3)]
+    pixels = (np.stack(shading, -1) + 2) * 60
+    pixels += rng.normal(0, 20, (height, width, 3))
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, quality=90)
 
 
 def synchronise(device: torch.device) -> None:
