@@ -3,14 +3,15 @@ same run, same machine.
 
 Each job runs as the workflow runs it (`vecomp ...` in its own process) with
 VECOMP_CPU_KERNELS=pinned and =native, alternately, --repeats times; the median wall times and
-their ratio (pinned / native, above 1 = the pin is slower) are printed per job:
+their ratio (pinned / native, above 1 = the pin is slower) are printed per job, and whether the
+native kernels wrote other bytes than the pinned ones:
 
 pretrain-<objective>: the demo's recipe for each mini encoder, cut to --scenes scenes, 1 epoch;
 train:                one `vecomp train` of the demo's vqav2 run on all three encoders, 2 epochs
                       (needs the demo's prepared tables, text and stores; skipped without them).
 
 On a CPU whose own choice is the AVX2 family the pin only changes MKL's code path; on one with
-AVX-512 it also gives up the wider vectors, which this machine cannot measure.
+AVX-512 it also gives up the wider vectors.
 
     python bench/cpu_kernels.py [--repeats 3] [--scenes 256]
 """
@@ -18,8 +19,10 @@ AVX-512 it also gives up the wider vectors, which this machine cannot measure.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -59,14 +62,22 @@ def jobs(config: dict, scenes: int) -> dict[str, list[str]]:
     return commands
 
 
-def seconds(argv: list[str], choice: str) -> float:
-    """Wall seconds of `vecomp argv` under ``choice``, into a fresh output folder."""
+def run(argv: list[str], choice: str, out: Path) -> tuple[float, str]:
+    """Wall seconds of `vecomp argv` under ``choice``, into a fresh ``out`` (the same path each
+    time: an encoder's folder records where it lies), and a digest of what it wrote."""
     env = {k: v for k, v in os.environ.items() if k not in PINNED} | {OPT_OUT: choice}
-    with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        command = ["vecomp", *argv, "--out", f"{tmp}/out"]
-        subprocess.run(command, env=env, check=True, capture_output=True)
-        return time.perf_counter() - started
+    shutil.rmtree(out, ignore_errors=True)
+    started = time.perf_counter()
+    subprocess.run(["vecomp", *argv, "--out", str(out)], env=env, check=True, capture_output=True)
+    return time.perf_counter() - started, digest(out)
+
+
+def digest(folder: Path) -> str:
+    files = sorted(path for path in folder.rglob("*") if path.is_file())
+    hashed = hashlib.sha256()
+    for path in files:
+        hashed.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return hashed.hexdigest()
 
 
 def main() -> None:
@@ -77,14 +88,25 @@ def main() -> None:
     if not has_avx2():
         raise SystemExit("this CPU has no AVX2: the pin does not apply here")
     config = yaml.safe_load(Path("config/config.yaml").read_text())
-    print(f"{'job':<16} {'pinned s':>9} {'native s':>9} {'ratio':>6}")
-    for name, argv in jobs(config, args.scenes).items():
-        times = {choice: [] for choice in CHOICES}
-        for _ in range(args.repeats):
-            for choice in CHOICES:
-                times[choice].append(seconds(argv, choice))
-        pinned, native = (statistics.median(times[c]) for c in CHOICES)
-        print(f"{name:<16} {pinned:9.2f} {native:9.2f} {pinned / native:6.3f}", flush=True)
+    print(f"{'job':<16} {'pinned s':>9} {'native s':>9} {'ratio':>6}  native bytes")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, argv in jobs(config, args.scenes).items():
+            times, digests = {c: [] for c in CHOICES}, {c: set() for c in CHOICES}
+            for _ in range(args.repeats):
+                for choice in CHOICES:
+                    took, written = run(argv, choice, Path(tmp) / "out")
+                    times[choice].append(took)
+                    digests[choice].add(written)
+            pinned, native = (statistics.median(times[c]) for c in CHOICES)
+            print(f"{name:<16} {pinned:9.2f} {native:9.2f} {pinned / native:6.3f}  ", end="")
+            print(bytes_of(digests), flush=True)
+
+
+def bytes_of(digests: dict[str, set[str]]) -> str:
+    """How the native run's bytes compare with the pinned run's."""
+    if any(len(found) > 1 for found in digests.values()):
+        return "vary from repeat to repeat"
+    return "the same" if digests["pinned"] == digests["native"] else "other"
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ the kernels and the pin is what makes the two machines agree.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,7 @@ from tests.workflow_helpers import tool_env, tree_digest
 from vecomp.cpu_kernels import OPT_OUT, PINNED, has_avx2, pin_cpu_kernels
 from vecomp.errors import VecompError
 
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "cpu_kernels.py"
 OTHER_MACHINE = {
     "ATEN_CPU_CAPABILITY": "default",
     "ONEDNN_MAX_CPU_ISA": "SSE41",
@@ -157,3 +160,25 @@ def test_native_kernels_follow_the_machine(inputs, tmp_path):
     here = _pretrain_and_train(inputs, tmp_path / "here", _environment({}, "native"))
     other = _pretrain_and_train(inputs, tmp_path / "other", _environment(OTHER_MACHINE, "native"))
     assert here["region"] != other["region"] and here["run"] != other["run"]
+
+
+def _kernels_bench():
+    spec = importlib.util.spec_from_file_location("cpu_kernels_bench", BENCH)
+    module = sys.modules["cpu_kernels_bench"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_benchmark_tells_other_bytes_from_the_same_and_from_a_varying_run(tmp_path):
+    bench = _kernels_bench()
+    first, same, other, moved = (tmp_path / name for name in ("a", "b", "c", "d"))
+    for folder, name, data in ((first, "w", b"1"), (same, "w", b"1"), (other, "w", b"2")):
+        (folder / "sub").mkdir(parents=True)
+        (folder / "sub" / name).write_bytes(data)
+    (moved / "sub").mkdir(parents=True)
+    (moved / "sub" / "v").write_bytes(b"1")  # the same bytes under another name
+    digests = [bench.digest(folder) for folder in (first, same, other, moved)]
+    assert digests[0] == digests[1] and len(set(digests)) == 3
+    assert bench.bytes_of({"pinned": {"x"}, "native": {"x"}}) == "the same"
+    assert bench.bytes_of({"pinned": {"x"}, "native": {"y"}}) == "other"
+    assert bench.bytes_of({"pinned": {"x", "z"}, "native": {"y"}}) == "vary from repeat to repeat"
