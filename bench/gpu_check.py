@@ -23,7 +23,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ DEVICE_REPORT = (
 )
 PAPER_ATTENTION = ["--batch", "64", "--tokens", "303", "--width", "768", "--heads", "12"]
 MIN_STEP_S = 5  # a step is not started with less of the budget left
-TINY_TRAIN = ["--tiny", "--device", "cpu", "--steps", "1", "--batch-size", "4"]
+TINY_TRAIN = ("--tiny", "--device", "cpu", "--steps", "1", "--batch-size", "4")
 
 
 @dataclass(frozen=True)
@@ -70,14 +69,14 @@ def steps() -> list[Step]:
         Step(
             "gpu_feed", bench("gpu_feed.py"), 120, ("--tiny", "--device", "cpu", "--workers", "1")
         ),
-        Step("gpu_train_fused", bench("gpu_train.py", *train), 90, tuple(TINY_TRAIN)),
+        Step("gpu_train_fused", bench("gpu_train.py", *train), 90, TINY_TRAIN),
         Step(
             "gpu_train_compiled",
             bench("gpu_train.py", *train, "--compile", "--subsets", "grid+patch+region,grid"),
             180,
             (*TINY_TRAIN, "--subsets", "grid"),
         ),
-        Step("gpu_train_eager", bench("gpu_train.py"), 60, tuple(TINY_TRAIN)),
+        Step("gpu_train_eager", bench("gpu_train.py"), 60, TINY_TRAIN),
         Step(
             "attention",
             bench("attention.py", "--device", "cuda", *PAPER_ATTENTION, "--calls", "20"),
@@ -87,7 +86,7 @@ def steps() -> list[Step]:
     ]
 
 
-def run_step(step: Step, out: Path, limit_s: float, smoke: bool, env: dict[str, str]) -> str:
+def run_step(step: Step, out: Path, limit_s: float, smoke: bool) -> str:
     """Run one step with its output in ``out/<name>.txt``; how it ended, in words."""
     command = [*step.command, *(step.smoke if smoke else ())]
     with open(out / f"{step.name}.txt", "w") as report:
@@ -96,7 +95,6 @@ def run_step(step: Step, out: Path, limit_s: float, smoke: bool, env: dict[str, 
         process = subprocess.Popen(
             command,
             cwd=ROOT,
-            env=env,
             stdout=report,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -111,25 +109,22 @@ def run_step(step: Step, out: Path, limit_s: float, smoke: bool, env: dict[str, 
 
 
 def run_all(all_steps: list[Step], out: Path, budget_s: float, smoke: bool) -> bool:
-    """Run the steps in order within the budget; write the summary; True when all ended well."""
+    """Run the steps in order within the budget; True when all ended well. The summary is
+    rewritten after every step, so a check stopped from outside still says how far it got."""
     out.mkdir(parents=True, exist_ok=True)
     started, lines, all_ok = time.monotonic(), [], True
-    # A fresh torch.compile cache: torch 2.14's inductor reuses CPU kernels compiled under another
-    # ATEN_CPU_CAPABILITY (as `vecomp` pins it) and corrupts the heap (seen on an AVX-512 CPU).
-    with tempfile.TemporaryDirectory(prefix="gpu-check-compiled-") as cache:
-        env = os.environ | {"TORCHINDUCTOR_CACHE_DIR": cache}
-        for step in all_steps:
-            left = budget_s - (time.monotonic() - started)
-            if left < MIN_STEP_S:
-                lines.append(f"{step.name:<20} not run: the budget of {budget_s:g} s is spent")
-                all_ok = False
-                continue
+    for step in all_steps:
+        left = budget_s - (time.monotonic() - started)
+        if left < MIN_STEP_S:
+            lines.append(f"{step.name:<20} not run: the budget of {budget_s:g} s is spent")
+            all_ok = False
+        else:
             began = time.monotonic()
-            outcome = run_step(step, out, min(step.limit_s, left), smoke, env)
+            outcome = run_step(step, out, min(step.limit_s, left), smoke)
             all_ok &= outcome == "ok"
             lines.append(f"{step.name:<20} {outcome:<28} {time.monotonic() - began:6.1f} s")
             print(lines[-1], tail(out / f"{step.name}.txt"), sep="\n", flush=True)
-    (out / "summary.txt").write_text("\n".join(lines) + "\n")
+        (out / "summary.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(["", "summary:", *lines]))
     return all_ok
 
@@ -156,6 +151,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.budget <= 0:
         parser.error(f"--budget must be a positive number of seconds, not {args.budget}")
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out} is a file: give a folder for the reports (or set OUT)")
     os.environ.update(child_environment())
     sys.exit(0 if run_all(steps(), args.out, args.budget, args.smoke) else 1)
 

@@ -22,7 +22,12 @@ compiles the model (``nn.Module.compile``) before the warm-up steps, so compilat
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from unittest import mock
 
 import torch
 
@@ -102,6 +107,18 @@ def measure(subset, model_settings, batch_size, steps, device, options) -> tuple
     return seconds / batch_size, counter.get_total_flops() / batch_size
 
 
+@contextmanager
+def fresh_compile_cache() -> Iterator[str]:
+    """torch.compile's cache in a temporary folder, removed after: torch 2.14's inductor reused CPU
+    kernels compiled under another ``ATEN_CPU_CAPABILITY`` (``vecomp`` pins it) in a process with
+    the native kernels and aborted with a corrupted heap (an AVX-512 CPU, 2026-12-07)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="gpu-train-compiled-") as cache,
+        mock.patch.dict(os.environ, {"TORCHINDUCTOR_CACHE_DIR": cache}),
+    ):
+        yield cache
+
+
 def peak_tflops(device, override: float | None) -> float | None:
     if override or device.type != "cuda":
         return override
@@ -135,13 +152,14 @@ def main() -> None:
     subsets = encoder_subsets(TOKENS)
     if args.subsets:
         subsets = [tuple(name.split("+")) for name in args.subsets.split(",")]
-    for subset in subsets:
-        per_sample, flops = measure(subset, settings, args.batch_size, args.steps, device, args)
-        seconds_per_sample[subset] = per_sample
-        tokens = 1 + TEXT[0] + sum(TOKENS[e][0] for e in subset)
-        mfu = f"{flops / per_sample / 1e12 / peak:6.1%}" if peak else "   n/a"
-        name = "+".join(subset)
-        print(f"{name:<20} {tokens:>6} {1 / per_sample:>10.0f} {flops / 1e9:>13.1f} {mfu}")
+    with fresh_compile_cache() if args.compile else nullcontext():
+        for subset in subsets:
+            per_sample, flops = measure(subset, settings, args.batch_size, args.steps, device, args)
+            seconds_per_sample[subset] = per_sample
+            tokens = 1 + TEXT[0] + sum(TOKENS[e][0] for e in subset)
+            mfu = f"{flops / per_sample / 1e12 / peak:6.1%}" if peak else "   n/a"
+            name = "+".join(subset)
+            print(f"{name:<20} {tokens:>6} {1 / per_sample:>10.0f} {flops / 1e9:>13.1f} {mfu}")
     if args.subsets:
         return
     run_seconds = sum(

@@ -101,27 +101,44 @@ def test_steps_the_budget_cannot_hold_are_cut_short_or_not_run(tmp_path, monkeyp
     assert "next" in lines[1] and "not run: the budget of 1.5 s is spent" in lines[1]
 
 
-def test_the_steps_share_a_fresh_compile_cache_that_is_removed_after(tmp_path):
-    """A cache left by a run under other CPU kernel settings crashed torch.compile's CPU kernels."""
-    show = "import os; print(os.environ['TORCHINDUCTOR_CACHE_DIR'])"
-    assert gpu_check.run_all([step("one", show), step("two", show)], tmp_path, 100, smoke=False)
-    caches = {(tmp_path / f"{name}.txt").read_text().splitlines()[-1] for name in ("one", "two")}
-    assert len(caches) == 1  # one cache for the check's steps
-    (cache,) = caches
-    assert Path(cache).name.startswith("gpu-check-compiled-")  # not the user's shared cache
-    assert not Path(cache).exists()  # and gone with the check
-    assert (
-        "TORCHINDUCTOR_CACHE_DIR" not in os.environ
-        or os.environ["TORCHINDUCTOR_CACHE_DIR"] != cache
+def test_the_summary_is_written_after_every_step(tmp_path):
+    """A device call stopped at its time limit still leaves the summary of the steps done."""
+    reads_summary = f"print(open({str(tmp_path / 'summary.txt')!r}).read())"
+    assert gpu_check.run_all(
+        [step("first", "pass"), step("second", reads_summary)], tmp_path, 100, smoke=False
     )
+    assert (tmp_path / "second.txt").read_text().splitlines()[1].split()[:2] == ["first", "ok"]
 
 
-def test_a_budget_that_is_not_positive_is_refused_before_anything_runs(tmp_path):
+def test_compiling_uses_a_fresh_cache_that_is_removed_after(monkeypatch):
+    """A cache left by a run under other CPU kernel settings crashed torch.compile's CPU kernels."""
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    spec = importlib.util.spec_from_file_location("gpu_train", ROOT / "bench" / "gpu_train.py")
+    gpu_train = sys.modules["gpu_train"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_train)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/somewhere/shared")
+    with gpu_train.fresh_compile_cache() as cache:
+        assert cache_dir() == cache and Path(cache).name.startswith("gpu-train-compiled-")
+    assert not Path(cache).exists()
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/somewhere/shared"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--budget", "0"], "--budget must be a positive number"),
+        (["--out", "a-file"], "is a file: give a folder for the reports"),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_runs(tmp_path, args, message):
+    (tmp_path / "a-file").write_text("kept")
     done = subprocess.run(
-        [sys.executable, "bench/gpu_check.py", "--budget", "0", "--out", str(tmp_path / "out")],
-        cwd=ROOT,
+        [sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--out", "reports", *args],
+        cwd=tmp_path,
         capture_output=True,
         text=True,
     )
-    assert done.returncode == 2 and "--budget must be a positive number" in done.stderr
-    assert not (tmp_path / "out").exists()
+    assert done.returncode == 2 and message in done.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file"]  # nothing written
+    assert (tmp_path / "a-file").read_text() == "kept"
